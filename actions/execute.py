@@ -1,0 +1,58 @@
+"""Run one action or search: validated inputs -> the exact GHL request -> a Zapier-shaped result."""
+
+from ghl.errors import GhlError
+from ghl.request_builder import build_request
+from ghl.response_items import dig, extract_items
+
+
+def shape_action_result(record, body):
+    """One object: GHL's answer with the record lifted to the top level, so its id can be mapped.
+
+    ``{"contact": {...}, "new": true}`` becomes ``{...contact fields, "new": true}``.
+    """
+    if body is None or body == "":
+        return {"succeeded": True}
+    if isinstance(body, list) and record.get("body_as_list") and body and isinstance(body[0], dict):
+        body = body[0]
+    if not isinstance(body, dict):
+        return {"result": body}
+    items_path = record["response"].get("items")
+    found = dig(body, items_path) if items_path else body
+    if not isinstance(found, dict):
+        return dict(body)
+    result = {k: v for k, v in body.items() if k != items_path.split(".")[0]} if items_path else {}
+    result.update(found)
+    id_field = record["response"].get("id_field")
+    if id_field and id_field != "id" and "id" not in result and result.get(id_field) is not None:
+        result["id"] = result[id_field]
+    return result
+
+
+def shape_search_result(record, body):
+    """A list, best match first; [] when nothing matched."""
+    items = extract_items(record, body)
+    id_field = record["response"].get("id_field")
+    shaped = []
+    for item in items:
+        if not item:
+            continue
+        item = dict(item)
+        if id_field and id_field != "id" and "id" not in item and item.get(id_field) is not None:
+            item["id"] = item[id_field]
+        shaped.append(item)
+    return shaped
+
+
+def run_operation(client, record, inputs, token):
+    """Call GHL for an action or search with validated ``inputs``; raises GhlError on failure."""
+    request = build_request(record, inputs)
+    try:
+        response = client.request(request.method, request.path, token, version=request.version,
+                                   query=request.query, body=request.body, scopes=request.scopes)
+    except GhlError as error:
+        if record["kind"] == "search" and error.status == 404:
+            return []
+        raise
+    if record["kind"] == "search":
+        return shape_search_result(record, response.body)
+    return shape_action_result(record, response.body)

@@ -1,0 +1,291 @@
+"""What the benchmark and the drill run: the sandbox GHL and the service under gunicorn.
+
+``SandboxProcess``: the sandbox (``bench.sandbox_server``) on a free loopback port, in its own
+process, with helpers for its ``/_sandbox`` controls. ``Service``: the service exactly as the
+``Procfile``'s ``web:`` line runs it (gunicorn on the app factory), bound to loopback, with
+optional overrides (workers, threads) for comparing configurations; it knows its worker pids,
+their resident memory, and can SIGKILL one (the master starts a replacement).
+Everything binds 127.0.0.1 and every process started here is stopped by the object that
+started it.
+"""
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from server.local import expand_command
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "sandbox-token"
+LOCATION = "sandbox-location"
+GHL_VERSION = "2021-07-28"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url, process=None, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+def _stop_process_group(process, timeout=10):
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _open_log(log_path):
+    return open(log_path, "ab") if log_path else subprocess.DEVNULL
+
+
+class SandboxProcess:
+    """The sandbox GHL in its own process: ``url``, ``start()``, ``stop()`` and the controls."""
+
+    def __init__(self, latency_ms=0, burst_limit=100, daily_limit=None, tokens=0, server="gunicorn",
+                 threads=160, log_path=None):
+        self.latency_ms = latency_ms
+        self.burst_limit = burst_limit
+        self.daily_limit = daily_limit
+        self.tokens = tokens
+        self.server = server
+        self.threads = threads
+        self.log_path = log_path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.http = requests.Session()
+
+    def start(self):
+        command = [sys.executable, "-m", "bench.sandbox_server", "--port", str(self.port),
+                   "--latency-ms", str(self.latency_ms), "--burst-limit", str(self.burst_limit),
+                   "--tokens", str(self.tokens), "--server", self.server, "--threads", str(self.threads)]
+        if self.daily_limit is not None:
+            command += ["--daily-limit", str(self.daily_limit)]
+        log = _open_log(self.log_path)
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        wait_until_up(self.url + "/_sandbox/", self.process)
+        return self
+
+    def stop(self):
+        _stop_process_group(self.process)
+        self.http.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- controls ---------------------------------------------------------------------------
+    def control(self, method, path, payload=None, timeout=30):
+        response = self.http.request(method, f"{self.url}/_sandbox{path}", json=payload, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self):
+        return self.control("POST", "/reset")
+
+    def set_latency(self, ms):
+        return self.control("POST", "/latency", {"ms": ms})
+
+    def add_faults(self, faults):
+        return self.control("POST", "/faults", faults)
+
+    def clear_faults(self):
+        return self.control("DELETE", "/faults")
+
+    def pending_faults(self):
+        return self.control("GET", "/faults")["faults"]
+
+    def add_records(self, path, records, location_id=LOCATION):
+        """Create ``records`` in the collection the list ``path`` reads; returns their ids."""
+        payload = {"path": path, "records": records, "locationId": location_id}
+        return self.control("POST", "/records", payload)["ids"]
+
+    def records(self, path):
+        response = self.http.get(f"{self.url}/_sandbox/records", params={"path": path}, timeout=30)
+        response.raise_for_status()
+        return response.json()["records"]
+
+    def requests_log(self):
+        return self.control("GET", "/requests")["requests"]
+
+    def clear_requests(self):
+        return self.control("DELETE", "/requests")
+
+
+def procfile_web_command(port, procfile=ROOT / "Procfile", workers=None):
+    """The Procfile's ``web:`` command as an argv list, bound to 127.0.0.1:``port``.
+
+    ``$PORT`` and ``${WEB_CONCURRENCY:-N}`` are filled as the platform would; ``gunicorn`` is run
+    with this interpreter (``python -m gunicorn``) so the venv's packages are the ones used.
+    """
+    line = next((text for text in Path(procfile).read_text().splitlines() if text.startswith("web:")), None)
+    if line is None:
+        raise RuntimeError("the Procfile has no web: line")
+    env = dict(os.environ)
+    if workers:
+        env["WEB_CONCURRENCY"] = str(workers)
+    env["PORT"] = str(port)
+    command = expand_command(line.partition(":")[2].strip(), env)
+    argv = shlex.split(command)
+    argv = [arg.replace("0.0.0.0:", "127.0.0.1:") for arg in argv]
+    if argv[0] == "gunicorn":
+        argv = [sys.executable, "-m", "gunicorn"] + argv[1:]
+    return argv
+
+
+def rss_kb(pid):
+    """Resident memory of ``pid`` in KiB (``VmRSS`` of /proc/<pid>/status); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def children_of(pid):
+    """Pids whose parent is ``pid``."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except (FileNotFoundError, PermissionError):
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == pid:
+                        found.append(int(entry))
+                except (FileNotFoundError, ProcessLookupError, IndexError):
+                    pass
+        return found
+
+
+class Service:
+    """The service under gunicorn as the Procfile runs it (``extra_args`` are appended, so a
+    later ``--workers``/``--threads`` overrides the Procfile's), on a loopback port."""
+
+    def __init__(self, ghl_url, database_path, workers=None, extra_args=(), env=None, log_path=None,
+                 label="procfile"):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.label = label
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.log_path = log_path
+        self.env = {**os.environ, "GHL_BASE_URL": ghl_url, "DATABASE_PATH": str(database_path),
+                    "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY", "bench-secret"), "LOG_LEVEL": "WARNING",
+                    **(env or {})}
+        self.env.pop("WEB_CONCURRENCY", None) if workers else None
+        self.process = None
+
+    @property
+    def argv(self):
+        return procfile_web_command(self.port, workers=self.workers) + self.extra_args
+
+    def start(self, timeout=60):
+        log = _open_log(self.log_path)
+        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                                        start_new_session=True)
+        wait_until_up(self.url + "/healthz", self.process, timeout)
+        self.wait_for_workers(timeout)
+        return self
+
+    def stop(self):
+        _stop_process_group(self.process)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def expected_workers(self):
+        argv = self.argv
+        count = None
+        for n, arg in enumerate(argv):
+            if arg in ("--workers", "-w") and n + 1 < len(argv):
+                count = int(argv[n + 1])
+            elif arg.startswith("--workers="):
+                count = int(arg.split("=", 1)[1])
+        return count or 1
+
+    def worker_pids(self):
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return sorted(children_of(self.process.pid))
+
+    def wait_for_workers(self, timeout=60):
+        """Until the master has its full count of workers (after a start or a kill)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.worker_pids()) >= self.expected_workers:
+                return self.worker_pids()
+            time.sleep(0.05)
+        raise RuntimeError(f"gunicorn did not have {self.expected_workers} workers within {timeout}s")
+
+    def worker_rss_kb(self):
+        return {pid: rss_kb(pid) for pid in self.worker_pids()}
+
+    def kill_worker(self, pid):
+        """SIGKILL one worker (gunicorn's master notices and starts a new one)."""
+        if pid not in self.worker_pids():
+            return False
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of ``pid`` (all its threads) in seconds; 0.0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    # After the command: state(0) ppid(1) ... utime(11) stime(12)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of ``pid`` and its children (a gunicorn master and its workers)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children_of(pid))

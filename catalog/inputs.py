@@ -1,0 +1,171 @@
+"""Check and coerce a caller's inputs against an operation record. Pure: no I/O.
+
+Every problem is collected, so the caller answers them all at once:
+``InvalidInput.fields`` maps an input key to what is wrong with it.
+"""
+
+import json
+from datetime import datetime
+
+TRUE_WORDS = {"true", "yes", "1", "on"}
+FALSE_WORDS = {"false", "no", "0", "off"}
+UNSAFE_PATH_VALUES = {".", ".."}
+
+
+class InvalidInput(ValueError):
+    def __init__(self, fields, message=None):
+        self.fields = fields
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(fields.items()))
+        super().__init__(message or f"Some inputs are missing or invalid: {names}")
+
+
+def _is_blank(value):
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _as_string(value):
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise ValueError("must be text")
+    return str(value)
+
+
+def _as_integer(value):
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError("must be a whole number")
+
+
+def _as_number(value):
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
+    return int(number) if number.is_integer() and "." not in str(value) else number
+
+
+def _as_boolean(value):
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _as_datetime(value):
+    if isinstance(value, bool):
+        raise ValueError("must be a date and time (ISO 8601)")
+    if isinstance(value, (int, float)):
+        return value
+    text = str(value).strip()
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be a date and time (ISO 8601, such as 2024-05-01T09:30:00Z)") from None
+    return text
+
+
+def _as_json(value):
+    if isinstance(value, (dict, list)):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ValueError("must be JSON") from None
+        if isinstance(parsed, (dict, list)):
+            return parsed
+    raise ValueError("must be a JSON object or list")
+
+
+COERCE = {
+    "string": _as_string,
+    "text": _as_string,
+    "integer": _as_integer,
+    "number": _as_number,
+    "boolean": _as_boolean,
+    "datetime": _as_datetime,
+    "json": _as_json,
+}
+
+
+def _coerce(field, value):
+    convert = COERCE[field["type"]]
+    if field.get("list"):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        elif not isinstance(value, list):
+            value = [value]
+        values = [convert(v) for v in value if not _is_blank(v)]
+    else:
+        if isinstance(value, list) and field["type"] != "json":
+            if len(value) != 1:
+                raise ValueError("takes one value, not a list")
+            value = value[0]
+        values = [convert(value)]
+    choices = field.get("choices")
+    if choices:
+        allowed = {str(c) for c in choices}
+        for v in values:
+            if str(v) not in allowed:
+                raise ValueError("must be one of: " + ", ".join(str(c) for c in choices))
+    if field["in"] == "path":
+        for v in values:
+            if str(v).strip() in UNSAFE_PATH_VALUES:
+                raise ValueError("is not a valid id")
+    return values if field.get("list") else values[0]
+
+
+def fill_location(record, inputs, location_id):
+    """Inputs with the record's location input filled from ``location_id`` when left out."""
+    if not location_id:
+        return inputs
+    filled = dict(inputs)
+    for field in record["inputs"]:
+        if field.get("location") and _is_blank(filled.get(field["key"])):
+            filled[field["key"]] = location_id
+    return filled
+
+
+def validate_inputs(record, raw):
+    """The cleaned inputs for ``record``: blanks dropped, types coerced. Raises InvalidInput."""
+    if not isinstance(raw, dict):
+        raise InvalidInput({}, "The inputs must be a JSON object.")
+    problems = {}
+    declared = {f["key"]: f for f in record["inputs"]}
+    for key in raw:
+        if key not in declared:
+            problems[key] = "unknown input"
+    clean = {}
+    for key, field in declared.items():
+        value = raw.get(key)
+        if _is_blank(value) and field.get("default") is not None:
+            value = field["default"]
+        if _is_blank(value):
+            if field.get("required"):
+                problems[key] = "required"
+            continue
+        try:
+            clean[key] = _coerce(field, value)
+        except ValueError as exc:
+            problems[key] = str(exc)
+    for n in range(1, record.get("custom_field_slots", 0) + 1):
+        id_key, value_key = f"custom_field_{n}_id", f"custom_field_{n}_value"
+        if (id_key in clean) != (value_key in clean) and id_key not in problems and value_key not in problems:
+            missing = value_key if id_key in clean else id_key
+            problems[missing] = "required when the other half of this custom field is given"
+    if problems:
+        raise InvalidInput(problems)
+    return clean

@@ -1,0 +1,239 @@
+"""The operations catalog: loads the declarative records, checks them, looks them up.
+
+Records live in ``catalog/operations/*.json`` (a list of records per file, one file per
+category). A record is data only; every behaviour (polling, dedupe, actions, the Zapier
+export, the catalog page) is generated from it. The record format is documented in
+``catalog/operations/README.md``; ``load_catalog`` rejects a record that breaks it, so a
+mistake fails at start-up and in the tests, never in a user's Zap.
+
+Nothing here does network I/O.
+"""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+from catalog.pagination import PAGINATION_STYLES
+
+OPERATIONS_DIR = Path(__file__).parent / "operations"
+
+# The 14 categories, in the order the catalog page shows them.
+CATEGORIES = [
+    "Contacts",
+    "Calendars & Appointments",
+    "Opportunities",
+    "Users",
+    "Conversations & Messages",
+    "Businesses",
+    "Workflows",
+    "Locations",
+    "Custom Fields",
+    "Companies",
+    "Associations",
+    "Blogs",
+    "Snapshots",
+    "Courses",
+]
+
+KINDS = ("trigger", "action", "search")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+INPUT_TYPES = ("string", "text", "integer", "number", "boolean", "datetime", "json")
+INPUT_PLACES = ("path", "query", "body")
+DEDUPE_STRATEGIES = ("new", "changes")
+KEY_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+PATH_PARAM = re.compile(r"{([^}]+)}")
+
+CUSTOM_FIELD_SLOT_HELP = (
+    "Optional. The id (or the key, such as contact.my_field) of a custom field. "
+    "The List Custom Fields trigger shows them."
+)
+
+
+class CatalogError(ValueError):
+    """A record breaks the catalog format."""
+
+
+def snake_key(name):
+    """The catalog key for an operation name: ``List Contacts (Deprecated)`` -> ``list_contacts_deprecated``."""
+    words = re.findall(r"[A-Za-z0-9]+", name)
+    return "_".join(word.lower() for word in words)
+
+
+def custom_field_slot_inputs(slots):
+    """The id/value input pairs that become GHL's ``customFields`` write list."""
+    inputs = []
+    for n in range(1, slots + 1):
+        inputs.append({
+            "key": f"custom_field_{n}_id",
+            "label": f"Custom Field {n} ID or Key",
+            "type": "string",
+            "required": False,
+            "help_text": CUSTOM_FIELD_SLOT_HELP,
+            "in": "custom_fields",
+        })
+        inputs.append({
+            "key": f"custom_field_{n}_value",
+            "label": f"Custom Field {n} Value",
+            "type": "string",
+            "required": False,
+            "help_text": f"The value for custom field {n}.",
+            "in": "custom_fields",
+        })
+    return inputs
+
+
+def _check(condition, record, message):
+    if not condition:
+        raise CatalogError(f"{record.get('key') or record.get('name') or record}: {message}")
+
+
+def _check_input(record, field):
+    _check(isinstance(field, dict), record, "an input is not an object")
+    key = field.get("key", "")
+    _check(KEY_PATTERN.match(key or ""), record, f"input key {key!r} is not a valid Zapier key")
+    _check(field.get("label"), record, f"input {key} has no label")
+    _check(field.get("type", "string") in INPUT_TYPES, record, f"input {key} has unknown type {field.get('type')!r}")
+    _check(field.get("in") in INPUT_PLACES + ("custom_fields",), record, f"input {key} has no valid 'in'")
+    _check(isinstance(field.get("required", False), bool), record, f"input {key}: required must be a boolean")
+    choices = field.get("choices")
+    if choices is not None:
+        _check(isinstance(choices, list) and choices, record, f"input {key}: choices must be a non-empty list")
+
+
+def _check_response(record):
+    response = record.get("response")
+    _check(isinstance(response, dict), record, "no response block")
+    _check("items" in response, record, "response.items is missing (null for the whole body)")
+    _check(isinstance(response.get("single", False), bool), record, "response.single must be a boolean")
+    if record["kind"] == "trigger":
+        _check(response.get("pagination", "none") in PAGINATION_STYLES, record,
+               f"unknown pagination style {response.get('pagination')!r}")
+        _check(response.get("dedupe") in DEDUPE_STRATEGIES, record, "trigger response.dedupe must be 'new' or 'changes'")
+        if response.get("single"):
+            _check(response.get("pagination", "none") == "none", record, "a single-object trigger cannot page")
+            _check(response["dedupe"] == "changes", record, "a single-object trigger dedupes by 'changes'")
+
+
+def check_record(record):
+    """Raise CatalogError unless ``record`` follows the catalog format."""
+    for field in ("key", "name", "kind", "category", "summary", "method", "path", "scopes", "inputs", "sample"):
+        _check(field in record, record, f"missing {field}")
+    _check(record["key"] == snake_key(record["name"]), record, f"key must be {snake_key(record['name'])!r}")
+    _check(KEY_PATTERN.match(record["key"]), record, "key breaks Zapier's key rule")
+    _check(record["kind"] in KINDS, record, f"kind must be one of {KINDS}")
+    _check(record["category"] in CATEGORIES, record, f"unknown category {record['category']!r}")
+    _check(record["method"] in METHODS, record, f"method must be one of {METHODS}")
+    _check(record["path"].startswith("/"), record, "path must start with /")
+    _check(record.get("version") is None or isinstance(record["version"], str), record, "version must be a string or null")
+    _check(isinstance(record["scopes"], list), record, "scopes must be a list")
+    _check(isinstance(record["sample"], dict) and record["sample"], record, "sample must be a non-empty object")
+    keys = set()
+    for field in record["inputs"]:
+        _check_input(record, field)
+        _check(field["key"] not in keys, record, f"input {field['key']} declared twice")
+        keys.add(field["key"])
+    path_inputs = {f.get("field", f["key"]) for f in record["inputs"] if f["in"] == "path"}
+    for name in PATH_PARAM.findall(record["path"]):
+        _check(name in path_inputs, record, f"path parameter {name} has no input")
+    for name in path_inputs:
+        _check("{" + name + "}" in record["path"], record, f"path input {name} is not in the path")
+    _check_response(record)
+
+
+def _expand(record):
+    """The record as served: defaults filled in and declared input groups spelled out."""
+    record = copy.deepcopy(record)
+    slots = record.pop("custom_field_slots", 0)
+    if slots:
+        record["inputs"].extend(custom_field_slot_inputs(slots))
+        record["custom_field_slots"] = slots
+    for field in record["inputs"]:
+        field.setdefault("type", "string")
+        field.setdefault("required", False)
+        field.setdefault("list", False)
+        field.setdefault("help_text", "")
+    response = record["response"]
+    response.setdefault("single", False)
+    response.setdefault("id_field", "id")
+    if record["kind"] == "trigger":
+        response.setdefault("pagination", "none")
+        response.setdefault("version_field", None)
+        response.setdefault("sort_field", None)
+    return record
+
+
+class Catalog:
+    """The loaded operations, looked up by key and filtered for browsing."""
+
+    def __init__(self, records):
+        self._by_key = {}
+        for record in records:
+            check_record(record)
+            if record["key"] in self._by_key:
+                raise CatalogError(f"{record['key']}: key declared twice")
+            self._by_key[record["key"]] = _expand(record)
+        category_rank = {name: n for n, name in enumerate(CATEGORIES)}
+        self.operations = sorted(self._by_key.values(), key=lambda r: (category_rank[r["category"]], r["name"]))
+
+    def get(self, key):
+        """The record for ``key``, or None."""
+        return self._by_key.get(key)
+
+    def __len__(self):
+        return len(self._by_key)
+
+    def __iter__(self):
+        return iter(self.operations)
+
+    def of_kind(self, *kinds):
+        return [r for r in self.operations if r["kind"] in kinds]
+
+    def filter(self, kind=None, category=None, q=None):
+        """Records matching every given filter; ``q`` matches name, summary and path, case-insensitively."""
+        needle = (q or "").strip().lower()
+        found = []
+        for record in self.operations:
+            if kind and record["kind"] != kind:
+                continue
+            if category and record["category"].lower() != category.lower():
+                continue
+            if needle and not any(needle in record[f].lower() for f in ("name", "summary", "path")):
+                continue
+            found.append(record)
+        return found
+
+    def counts(self, records=None):
+        records = self.operations if records is None else records
+        """Totals; ``actions`` includes searches (as the seed list counts them), ``searches`` is the part."""
+        return {
+            "operations": len(records),
+            "triggers": sum(1 for r in records if r["kind"] == "trigger"),
+            "actions": sum(1 for r in records if r["kind"] in ("action", "search")),
+            "searches": sum(1 for r in records if r["kind"] == "search"),
+            "categories": len({r["category"] for r in records}),
+        }
+
+    def categories(self, records=None):
+        records = self.operations if records is None else records
+        present = {r["category"] for r in records}
+        return [
+            {"name": name, "count": sum(1 for r in records if r["category"] == name)}
+            for name in CATEGORIES if name in present
+        ]
+
+
+def load_records(directory=OPERATIONS_DIR):
+    records = []
+    for path in sorted(Path(directory).glob("*.json")):
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if not isinstance(data, list):
+            raise CatalogError(f"{path.name}: must hold a list of records")
+        records.extend(data)
+    return records
+
+
+def load_catalog(directory=OPERATIONS_DIR):
+    """Load and check every record under ``directory``."""
+    return Catalog(load_records(directory))

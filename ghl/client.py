@@ -1,0 +1,271 @@
+"""The one GHL client: a pooled session, timeouts, and classify-then-retry.
+
+Retry rules (``classify``):
+- 429: retried for every method, GHL rejected the request so nothing happened. The wait is
+  ``Retry-After`` when sent, else the rate-limit window GHL reports in
+  ``X-RateLimit-Interval-Milliseconds``, else exponential backoff.
+- The connection could not be made (refused, DNS, connect timeout): retried for every method,
+  the request never left.
+- 5xx, read timeouts and connections dropped mid-request: retried only for idempotent methods
+  (GET, PUT, DELETE). A POST that may have reached GHL is never repeated; the error says the
+  outcome is unknown.
+A call stops after ``max_tries`` attempts or when the next wait would pass ``max_seconds``,
+so it ends inside Zapier's 30-second budget.
+
+The caller's token is passed per call and never stored on the client or logged.
+"""
+
+import hashlib
+import hmac
+import logging
+import random
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import backoff
+import requests
+
+from ghl.errors import GhlError, error_for_status
+from ghl.rate_budget import BudgetExhausted
+from ghl.shared_reads import read_key
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+LOCATION_PARAMS = ("locationId", "location_id", "altId")
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining", "X-RateLimit-Interval-Milliseconds",
+    "X-RateLimit-Max", "X-RateLimit-Remaining",
+)
+
+
+@dataclass
+class GhlResponse:
+    status: int
+    body: object
+    headers: dict
+
+
+class _Retry(Exception):
+    """Internal: a failed attempt that may be retried after ``wait`` seconds."""
+
+    def __init__(self, error, retriable, wait):
+        super().__init__(error.message)
+        self.error = error
+        self.retriable = retriable
+        self.wait = wait
+
+
+def _retry_after_seconds(headers):
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    if headers.get("X-RateLimit-Remaining") == "0" and headers.get("X-RateLimit-Interval-Milliseconds"):
+        try:
+            return int(headers["X-RateLimit-Interval-Milliseconds"]) / 1000.0
+        except ValueError:
+            return None
+    return None
+
+
+def _json_body(response):
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return {"message": response.text[:500]}
+
+
+class GhlClient:
+    def __init__(self, base_url, connect_timeout=3.05, read_timeout=10.0, max_tries=4, max_seconds=20.0,
+                 session=None, backoff_base=0.5, backoff_cap=8.0, rate_budget=None, shared_reads=None,
+                 secret=""):
+        self.base_url = base_url.rstrip("/")
+        self._origin = urlsplit(self.base_url)
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_tries = max_tries
+        self.max_seconds = max_seconds
+        self.session = session or pooled_session(self.base_url)
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.rate_budget = rate_budget
+        self.shared_reads = shared_reads
+        self._secret = secret.encode("utf-8")
+
+    def token_owner(self, token):
+        """A keyed digest naming the token's holder, for budgets and shared reads; never the token."""
+        return hmac.new(self._secret, token.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def budget_for(self, token, query, body):
+        """GHL counts requests per location: the one the request names, else the token's own."""
+        for source in (query or {}, body if isinstance(body, dict) else {}):
+            for name in LOCATION_PARAMS:
+                if source.get(name):
+                    return f"location:{source[name]}"
+        return f"token:{self.token_owner(token)}"
+
+    def url_for(self, path):
+        """The absolute URL for an already-encoded GHL ``path``; refuses anything off ``base_url``."""
+        if not path.startswith("/") or path.startswith("//"):
+            raise ValueError("GHL paths are relative to the base URL and start with a single /")
+        url = self.base_url + path
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
+            raise ValueError("refusing a URL outside GHL_BASE_URL")
+        return url
+
+    def _backoff_wait(self, attempt):
+        # Full jitter: a random wait up to the exponential ceiling.
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
+
+    def _attempt(self, method, url, token, version, query, body, attempt, scopes):
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if version:
+            headers["Version"] = version
+        idempotent = method in IDEMPOTENT_METHODS
+        try:
+            response = self.session.request(
+                method, url, params=query or None, json=body if body is not None else None,
+                headers=headers, timeout=self.timeout)
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
+            error = GhlError(504 if isinstance(exc, requests.exceptions.ConnectTimeout) else 502,
+                             "ghl_unreachable", "GHL could not be reached (connection timed out).")
+            raise _Retry(error, True, self._backoff_wait(attempt)) from None
+        except requests.exceptions.ReadTimeout:
+            if idempotent:
+                error = GhlError(504, "ghl_timeout", "GHL did not answer in time.")
+            else:
+                error = GhlError(504, "outcome_unknown",
+                                 "GHL did not answer in time, so whether the change was made is unknown. "
+                                 "Check in GHL before replaying this step.")
+            raise _Retry(error, idempotent, self._backoff_wait(attempt)) from None
+        except requests.exceptions.ConnectionError as exc:
+            sent = _may_have_been_sent(exc)
+            if sent and not idempotent:
+                error = GhlError(502, "outcome_unknown",
+                                 "The connection to GHL broke after the request was sent, so whether the "
+                                 "change was made is unknown. Check in GHL before replaying this step.")
+                raise _Retry(error, False, 0) from None
+            error = GhlError(502, "ghl_unreachable", "GHL could not be reached.")
+            raise _Retry(error, True, self._backoff_wait(attempt)) from None
+
+        log.info("ghl %s %s -> %s (rate remaining %s)", method, urlsplit(url).path, response.status_code,
+                 response.headers.get("X-RateLimit-Remaining", "?"))
+        if response.status_code < 400:
+            return GhlResponse(response.status_code, _json_body(response), dict(response.headers))
+        retry_after = _retry_after_seconds(response.headers)
+        body_json = _json_body(response)
+        if response.status_code == 429:
+            wait = retry_after if retry_after is not None else self._backoff_wait(attempt)
+            error = error_for_status(429, body_json, retry_after=int(round(wait)) or 1, scopes=scopes)
+            raise _Retry(error, True, wait)
+        error = error_for_status(response.status_code, body_json, scopes=scopes)
+        if response.status_code >= 500:
+            if not idempotent:
+                error = GhlError(502, "outcome_unknown",
+                                 f"GHL failed with {response.status_code} while handling the request, so "
+                                 "whether the change was made is unknown. Check in GHL before replaying "
+                                 "this step.", ghl_status=response.status_code)
+            raise _Retry(error, idempotent, retry_after or self._backoff_wait(attempt))
+        raise _Retry(error, False, 0)
+
+    def request(self, method, path, token, version=None, query=None, body=None, scopes=()):
+        """Call GHL and return a GhlResponse for a 2xx/3xx answer; raise GhlError otherwise.
+
+        Reads are shared with identical reads in flight (``shared_reads``); a successful write
+        drops the token's shared reads. Every attempt first takes a slot of the location's
+        rate budget.
+        """
+        method = method.upper()
+        url = self.url_for(path)
+        started = time.monotonic()
+        deadline = time.time() + self.max_seconds
+        if method == "GET" and self.shared_reads is not None:
+            owner = self.token_owner(token)
+
+            def fetch():
+                response = self._call(method, url, token, version, query, body, scopes, started, deadline)
+                return response.status, response.body, response.headers
+
+            status, answer, headers = self.shared_reads.read(
+                owner, read_key(owner, method, path, query, body), fetch, deadline)
+            return GhlResponse(status, answer, headers)
+        response = self._call(method, url, token, version, query, body, scopes, started, deadline)
+        if method != "GET" and self.shared_reads is not None:
+            self.shared_reads.forget_owner(self.token_owner(token))
+        return response
+
+    def _call(self, method, url, token, version, query, body, scopes, started, deadline):
+        attempts = {"n": 0}
+        budget = self.budget_for(token, query, body) if self.rate_budget is not None else None
+
+        def give_up(exc):
+            return (not exc.retriable) or (time.monotonic() - started + exc.wait > self.max_seconds)
+
+        @backoff.on_exception(backoff.runtime, _Retry, value=lambda exc: exc.wait, jitter=None,
+                              max_tries=self.max_tries, giveup=give_up, logger=None)
+        def attempt():
+            n = attempts["n"]
+            attempts["n"] += 1
+            if budget is not None:
+                try:
+                    self.rate_budget.take(budget, deadline)
+                except BudgetExhausted as exc:
+                    wait = int(exc.retry_after + 0.999)
+                    raise _Retry(GhlError(429, "rate_budget_exhausted",
+                                          f"This location's GHL rate budget is used up; try again in {wait} "
+                                          "seconds.", retry_after=wait), False, 0) from None
+            return self._attempt(method, url, token, version, query, body, n, scopes)
+
+        try:
+            return attempt()
+        except _Retry as exc:
+            raise exc.error from None
+
+
+def pooled_session(base_url, pool_size=32):
+    """A session with a connection pool big enough for a threaded worker.
+
+    Proxy settings are read from the environment once here, not on every call: requests
+    otherwise walks the whole environment per request, a fifth of a poll's CPU time.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.trust_env = False
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _may_have_been_sent(exc):
+    """False only when the connection was never established (refused, name lookup failed)."""
+    text = repr(exc)
+    never_connected = ("NewConnectionError", "NameResolutionError", "Failed to establish a new connection",
+                       "Connection refused")
+    return not any(marker in text for marker in never_connected)
+
+
+def client_from_settings(settings, secret="", session=None):
+    """The client as configured: retries, the shared per-location rate budget, shared reads."""
+    from ghl.rate_budget import RateBudget
+    from ghl.shared_reads import SharedReads
+    budget = None
+    if settings.ghl_burst_max > 0:
+        budget = RateBudget(settings.database_path, settings.ghl_burst_max, settings.ghl_burst_window_seconds)
+    return GhlClient(
+        settings.ghl_base_url,
+        connect_timeout=settings.ghl_connect_timeout,
+        read_timeout=settings.ghl_read_timeout,
+        max_tries=settings.ghl_max_tries,
+        max_seconds=settings.ghl_max_seconds,
+        session=session,
+        rate_budget=budget,
+        shared_reads=SharedReads(settings.database_path, settings.poll_share_seconds),
+        secret=secret,
+    )

@@ -1,0 +1,84 @@
+"""Turn an operation record and its cleaned inputs into the exact GHL request."""
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+PATH_PARAM = re.compile(r"{([^}]+)}")
+
+
+@dataclass
+class GhlRequest:
+    method: str
+    path: str
+    version: str
+    query: dict = field(default_factory=dict)
+    body: object = None
+    scopes: tuple = ()
+
+
+def encode_segment(value):
+    """One path segment, percent-encoded so that no value can add segments, a query or a host."""
+    return quote(str(value), safe="")
+
+
+def query_value(value):
+    """Query strings spell booleans as GHL does (``true``), not as Python does (``True``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return [query_value(v) for v in value]
+    return value
+
+
+def _nest(body, dotted, value):
+    parts = dotted.split(".")
+    node = body
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def custom_fields_list(record, inputs):
+    """GHL's write shape: ``[{"id"|"key": ..., "field_value": ...}]`` from the numbered slots."""
+    entries = []
+    for n in range(1, record.get("custom_field_slots", 0) + 1):
+        ident, value = inputs.get(f"custom_field_{n}_id"), inputs.get(f"custom_field_{n}_value")
+        if ident is None or value is None:
+            continue
+        # Field keys look like "contact.my_field"; ids never contain a dot.
+        entries.append({("key" if "." in ident else "id"): ident, "field_value": value})
+    return entries
+
+
+def build_request(record, inputs):
+    """The GhlRequest for ``record`` with validated ``inputs``."""
+    path_values = {}
+    query = {}
+    body = {}
+    for spec in record["inputs"]:
+        if spec["key"] not in inputs:
+            continue
+        value = inputs[spec["key"]]
+        name = spec.get("field", spec["key"])
+        if spec["in"] == "path":
+            path_values[name] = encode_segment(value)
+        elif spec["in"] == "query":
+            query[name] = query_value(value)
+        elif spec["in"] == "body":
+            _nest(body, name, value)
+    custom_fields = custom_fields_list(record, inputs)
+    if custom_fields:
+        body["customFields"] = custom_fields
+    path = PATH_PARAM.sub(lambda m: path_values[m.group(1)], record["path"])
+    takes_body = record["method"] in ("POST", "PUT", "PATCH") or bool(body)
+    if takes_body and record.get("body_as_list"):
+        body = [body]
+    return GhlRequest(
+        method=record["method"],
+        path=path,
+        version=record.get("version"),
+        query=query,
+        body=body if takes_body else None,
+        scopes=tuple(record.get("scopes", ())),
+    )

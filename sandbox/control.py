@@ -1,0 +1,118 @@
+"""``/_sandbox/``: fault injection and inspection for tests and benchmarks (no auth)."""
+
+from flask import Blueprint, current_app, jsonify, request
+
+from sandbox.faults import FaultError
+from sandbox.handlers import CREATE_DEFAULTS
+from sandbox.routing import list_collection_shape
+from sandbox.seed import LOCATION_ID
+
+control = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
+
+
+def _state():
+    return current_app.extensions["sandbox"]
+
+
+def _bad_request(message):
+    return jsonify({"statusCode": 400, "message": message}), 400
+
+
+@control.get("/")
+def index():
+    return jsonify({"endpoints": [
+        "POST /_sandbox/faults  [{status, times, path_prefix, method, delay_ms, drop}]",
+        "GET /_sandbox/faults", "DELETE /_sandbox/faults",
+        "POST /_sandbox/reset",
+        "GET /_sandbox/requests", "DELETE /_sandbox/requests",
+        "POST /_sandbox/records  {path, records, locationId}", "GET /_sandbox/records?path=/contacts/",
+        "POST /_sandbox/latency  {ms}",
+    ]})
+
+
+@control.post("/faults")
+def add_faults():
+    specs = request.get_json(silent=True, force=True)
+    if isinstance(specs, dict):
+        specs = specs.get("faults", [specs])
+    if not isinstance(specs, list):
+        return _bad_request("send a JSON list of faults")
+    try:
+        _state().faults.add(specs)
+    except FaultError as exc:
+        return _bad_request(str(exc))
+    return jsonify({"faults": _state().faults.pending()}), 201
+
+
+@control.get("/faults")
+def list_faults():
+    return jsonify({"faults": _state().faults.pending()})
+
+
+@control.delete("/faults")
+def clear_faults():
+    _state().faults.clear()
+    return jsonify({"faults": []})
+
+
+@control.post("/reset")
+def reset():
+    _state().reset()
+    return jsonify({"reset": True})
+
+
+@control.get("/requests")
+def list_requests():
+    return jsonify({"requests": _state().logged()})
+
+
+@control.delete("/requests")
+def clear_requests():
+    _state().clear_log()
+    return jsonify({"requests": []})
+
+
+def _collection_key(path):
+    """The collection a list path reads (``/contacts/`` -> ``/contacts``, ``/users/search`` -> ``/users``)."""
+    return list_collection_shape(path.split("?")[0].rstrip("/") or "/")
+
+
+@control.post("/records")
+def bulk_create():
+    """Create many records at once in the collection that the list ``path`` reads. Records
+    without ``locationId`` get the payload's (default ``sandbox-location``)."""
+    payload = request.get_json(silent=True, force=True) or {}
+    path, records = payload.get("path"), payload.get("records")
+    if not isinstance(path, str) or not path.startswith("/") or not isinstance(records, list):
+        return _bad_request('send {"path": "/contacts/", "records": [...]}')
+    location_id = payload.get("locationId", LOCATION_ID)
+    key = _collection_key(path)
+    store = _state().store
+    created = []
+    with store.lock:
+        id_field = store.id_field(key)
+        for fields in records:
+            fields = {**CREATE_DEFAULTS.get(key, {}), **(fields if isinstance(fields, dict) else {})}
+            if location_id and "locationId" not in fields:
+                fields["locationId"] = location_id
+            created.append(store.create(key, fields, id_field=id_field))
+    return jsonify({"collection": key, "created": len(created), "ids": [r[id_field] for r in created]}), 201
+
+
+@control.get("/records")
+def list_stored():
+    path = request.args.get("path", "")
+    if not path.startswith("/"):
+        return _bad_request("pass ?path=/contacts/")
+    key = _collection_key(path)
+    return jsonify({"collection": key, "records": _state().store.items(key)})
+
+
+@control.post("/latency")
+def set_latency():
+    payload = request.get_json(silent=True, force=True) or {}
+    ms = payload.get("ms")
+    if not isinstance(ms, (int, float)) or ms < 0:
+        return _bad_request('send {"ms": n} with n >= 0')
+    _state().latency_ms = ms
+    return jsonify({"ms": ms})

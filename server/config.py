@@ -1,0 +1,107 @@
+"""Configuration, read from the environment in this one place.
+
+Every setting has a default that runs the service locally: SQLite under ``var/`` and, when
+no ``GHL_BASE_URL`` is configured, the sandbox GHL.
+"""
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+REAL_GHL_BASE_URL = "https://services.leadconnectorhq.com"
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    ghl_base_url: str = REAL_GHL_BASE_URL
+    using_sandbox: bool = False
+    database_path: str = str(PROJECT_ROOT / "var" / "ghl-zapier.sqlite3")
+    connector_key: str = ""
+    # The https URL Zapier reaches this service at (behind a TLS proxy the request's own host is not it).
+    public_url: str = ""
+    secret_key: str = ""
+    port: int = 8000
+    log_level: str = "INFO"
+    # GHL client: connect/read timeouts and a budget that ends well inside Zapier's 30 s.
+    ghl_connect_timeout: float = 3.05
+    ghl_read_timeout: float = 10.0
+    ghl_max_tries: int = 4
+    ghl_max_seconds: float = 20.0
+    # GHL allows about 100 requests per 10 s per location; stay under it (0 turns this off).
+    ghl_burst_max: int = 95
+    ghl_burst_window_seconds: float = 10.0
+    # Identical reads share one GHL request while in flight, and for this many seconds after.
+    poll_share_seconds: float = 0.0
+    # Polling triggers.
+    new_items_per_poll: int = 100
+    redelivery_minutes: int = 60
+    redelivery_limit: int = 100
+    retention_days: int = 30
+    catch_up_pages: int = 10
+    sample_items: int = 100
+    # REST hooks.
+    hook_poll_seconds: int = 60
+    hook_target_hosts: tuple = ("hooks.zapier.com",)
+    hook_allow_http: bool = False
+    # The hook worker: how often it looks for due subscriptions, how long a lease on one lasts
+    # (a crashed worker's subscriptions wait this long), and a delivery's read timeout.
+    hook_tick_seconds: float = 1.0
+    hook_lease_seconds: int = 60
+    hook_delivery_timeout: float = 10.0
+
+    def with_overrides(self, overrides):
+        known = {f.name for f in fields(self)}
+        return replace(self, **{k: v for k, v in (overrides or {}).items() if k in known})
+
+
+def _bool(value):
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(environ, name, default):
+    value = environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _float(environ, name, default):
+    value = environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def _float(environ, name, default):
+    value = environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def load_settings(environ=None):
+    """Settings from ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    base_url = environ.get("GHL_BASE_URL", "").strip()
+    sandbox_url = environ.get("SANDBOX_URL", DEFAULT_SANDBOX_URL).strip()
+    defaults = Settings()
+    return Settings(
+        ghl_base_url=(base_url or sandbox_url).rstrip("/"),
+        using_sandbox=not base_url,
+        database_path=environ.get("DATABASE_PATH", "").strip() or defaults.database_path,
+        connector_key=environ.get("CONNECTOR_KEY", "").strip(),
+        public_url=environ.get("PUBLIC_URL", "").strip().rstrip("/"),
+        secret_key=environ.get("SECRET_KEY", "").strip(),
+        port=_int(environ, "PORT", defaults.port),
+        log_level=(environ.get("LOG_LEVEL", "").strip() or defaults.log_level).upper(),
+        ghl_max_seconds=_float(environ, "GHL_MAX_SECONDS", defaults.ghl_max_seconds),
+        ghl_burst_max=_int(environ, "GHL_BURST_MAX", defaults.ghl_burst_max),
+        ghl_burst_window_seconds=_float(environ, "GHL_BURST_WINDOW_SECONDS", defaults.ghl_burst_window_seconds),
+        poll_share_seconds=_float(environ, "POLL_SHARE_SECONDS", defaults.poll_share_seconds),
+        new_items_per_poll=_int(environ, "NEW_ITEMS_PER_POLL", defaults.new_items_per_poll),
+        redelivery_minutes=_int(environ, "REDELIVERY_MINUTES", defaults.redelivery_minutes),
+        retention_days=_int(environ, "RETENTION_DAYS", defaults.retention_days),
+        hook_poll_seconds=max(5, _int(environ, "HOOK_POLL_SECONDS", defaults.hook_poll_seconds)),
+        hook_target_hosts=tuple(
+            h.strip().lower() for h in environ.get("HOOK_TARGET_HOSTS", "hooks.zapier.com").split(",") if h.strip()),
+        hook_allow_http=_bool(environ.get("HOOK_ALLOW_HTTP", "")),
+        hook_tick_seconds=max(0.1, _float(environ, "HOOK_TICK_SECONDS", defaults.hook_tick_seconds)),
+        hook_lease_seconds=max(5, _int(environ, "HOOK_LEASE_SECONDS", defaults.hook_lease_seconds)),
+        hook_delivery_timeout=max(1.0, _float(environ, "HOOK_DELIVERY_TIMEOUT", defaults.hook_delivery_timeout)),
+    )

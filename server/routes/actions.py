@@ -1,0 +1,23 @@
+"""``/actions/<key>``: Zapier's creates and searches."""
+
+from flask import Blueprint, jsonify
+
+from actions.api_request import API_REQUEST, run_api_request
+from actions.execute import run_operation
+from catalog.inputs import fill_location, validate_inputs
+from server.app import services
+from server.routes.caller import bearer_token, location_header, operation, request_inputs
+
+blueprint = Blueprint("actions", __name__)
+
+
+@blueprint.post("/actions/<key>")
+def run_action(key):
+    if key == API_REQUEST["key"]:
+        token = bearer_token()
+        return jsonify(run_api_request(services().client, request_inputs(), token))
+    record = operation(key, ("action", "search"))
+    token = bearer_token()
+    inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
+    shared = services()
+    return jsonify(run_operation(shared.client, record, inputs, token))

@@ -1,0 +1,99 @@
+"""Shared fixtures: a real sandbox GHL on loopback, and the service under gunicorn or in-process."""
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench.harness import free_port, procfile_web_command, wait_until_up
+from server.app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_TOKEN = "sandbox-token"
+LOCATION = "sandbox-location"
+
+
+class GunicornService:
+    """The service as the Procfile runs it: gunicorn on the app factory, on a loopback port."""
+
+    def __init__(self, env, workers=4, log_path=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.workers = workers
+        self.log_path = log_path
+        self.process = None
+
+    def start(self):
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # Exactly the Procfile's web: line (gthread workers), bound to loopback.
+        argv = procfile_web_command(self.port, workers=self.workers) + ["--graceful-timeout", "5"]
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                                        start_new_session=True)
+        wait_until_up(self.url + "/healthz", self.process)
+        return self
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The sandbox GHL on a loopback port, shared by the session; reset it with ``sandbox_reset``."""
+    from sandbox.server import serve_sandbox
+    with serve_sandbox(burst_limit=10_000) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_reset(sandbox):
+    requests.post(sandbox.url + "/_sandbox/reset", timeout=5).raise_for_status()
+    return sandbox
+
+
+@pytest.fixture
+def app(tmp_path, sandbox_reset):
+    """The service in-process, talking to the real sandbox over loopback."""
+    return create_app({
+        "ghl_base_url": sandbox_reset.url,
+        "using_sandbox": True,
+        "database_path": str(tmp_path / "service.sqlite3"),
+        "secret_key": "test-secret",
+    })
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth():
+    return {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
+
+
+@pytest.fixture
+def gunicorn_service(tmp_path, sandbox_reset):
+    """The service under gunicorn with 4 workers against the sandbox; stopped after the test."""
+    service = GunicornService({
+        "GHL_BASE_URL": sandbox_reset.url,
+        "DATABASE_PATH": str(tmp_path / "service.sqlite3"),
+        "SECRET_KEY": "test-secret",
+        "LOG_LEVEL": "WARNING",
+    }, workers=4, log_path=tmp_path / "gunicorn.log")
+    service.start()
+    yield service
+    service.stop()

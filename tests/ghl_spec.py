@@ -1,0 +1,90 @@
+"""Read-only access to GHL's official OpenAPI specs in ../shared/ghl-openapi, for tests."""
+
+import functools
+import json
+import os
+from pathlib import Path
+
+SPEC_DIR = Path(os.environ.get(
+    "GHL_OPENAPI_DIR", Path(__file__).resolve().parents[2] / "shared" / "ghl-openapi"))
+
+
+@functools.lru_cache(maxsize=None)
+def spec_app(app):
+    with open(SPEC_DIR / "apps" / f"{app}.json", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def spec_apps():
+    return sorted(p.stem for p in (SPEC_DIR / "apps").glob("*.json"))
+
+
+def spec_operation(app, method, path):
+    """The operation object for ``method path`` in ``apps/<app>.json``, or None."""
+    return spec_app(app).get("paths", {}).get(path, {}).get(method.lower())
+
+
+def find_operation(method, path):
+    """(app, operation) wherever ``method path`` is declared, or (None, None)."""
+    for app in spec_apps():
+        operation = spec_operation(app, method, path)
+        if operation:
+            return app, operation
+    return None, None
+
+
+def resolve(app, schema):
+    """Follow local ``$ref``s and merge ``allOf`` so that properties and required are at the top."""
+    schema = schema or {}
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith("#/"):
+            return {}
+        node = spec_app(app)
+        for part in ref[2:].split("/"):
+            node = node[part]
+        schema = node
+    if "allOf" in schema:
+        merged = {"type": "object", "properties": {}, "required": []}
+        for part in schema["allOf"]:
+            part = resolve(app, part)
+            merged["properties"].update(part.get("properties", {}))
+            merged["required"].extend(part.get("required", []))
+        return merged
+    return schema
+
+
+def version_of(operation):
+    for param in operation.get("parameters", []):
+        if param.get("in") == "header" and param.get("name") == "Version":
+            enum = (param.get("schema") or {}).get("enum") or []
+            return enum[0] if enum else None
+    return None
+
+
+def scopes_of(operation):
+    scopes = []
+    for requirement in operation.get("security", []) or []:
+        for names in requirement.values():
+            scopes.extend(n for n in names if n not in scopes)
+    return scopes
+
+
+def parameters_of(operation, place):
+    """{name: required} of the operation's parameters in ``place`` (path, query, header)."""
+    return {
+        p["name"]: bool(p.get("required"))
+        for p in operation.get("parameters", [])
+        if p.get("in") == place
+    }
+
+
+def body_schema_of(app, operation):
+    """The resolved JSON request-body schema, or None when the operation takes no JSON body."""
+    body = operation.get("requestBody")
+    if not body:
+        return None
+    content = body.get("content", {}).get("application/json")
+    if content is None:
+        return None
+    return resolve(app, content.get("schema"))

@@ -1,0 +1,134 @@
+"""Fewer GHL calls for the same answers: the per-location budget and shared reads."""
+
+import threading
+
+import pytest
+import requests
+
+from ghl.rate_budget import BudgetExhausted, RateBudget
+from ghl.shared_reads import SharedReads
+from sandbox.server import serve_sandbox
+from server.app import create_app
+from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+        self.slept = []
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_budget_queues_the_request_beyond_the_window_instead_of_failing(tmp_path):
+    clock = FakeClock()
+    budget = RateBudget(str(tmp_path / "b.sqlite3"), max_requests=3, window_seconds=10,
+                        clock=clock.time, sleep=clock.sleep, margin_seconds=0)
+    for _ in range(3):
+        budget.take("location:a", deadline=clock.now + 20)
+    assert clock.slept == []
+    budget.take("location:a", deadline=clock.now + 20)
+    assert clock.slept == [pytest.approx(10.0)]
+    # Budgets are per location.
+    budget.take("location:b", deadline=clock.now + 20)
+    assert len(clock.slept) == 1
+
+
+def test_budget_gives_up_when_the_wait_would_pass_the_deadline(tmp_path):
+    clock = FakeClock()
+    budget = RateBudget(str(tmp_path / "b.sqlite3"), max_requests=1, window_seconds=10,
+                        clock=clock.time, sleep=clock.sleep, margin_seconds=0)
+    budget.take("location:a", deadline=clock.now + 20)
+    with pytest.raises(BudgetExhausted) as caught:
+        budget.take("location:a", deadline=clock.now + 5)
+    assert caught.value.retry_after == pytest.approx(10.0)
+
+
+def test_a_shared_read_is_reused_within_its_ttl_and_dropped_after_a_write(tmp_path):
+    clock = FakeClock()
+    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=30, clock=clock.time, sleep=clock.sleep)
+    fetched = []
+
+    def fetch():
+        fetched.append(1)
+        return 200, {"n": len(fetched)}, {}
+
+    assert reads.read("owner", "k", fetch, deadline=clock.now + 5)[1] == {"n": 1}
+    clock.now += 10
+    assert reads.read("owner", "k", fetch, deadline=clock.now + 5)[1] == {"n": 1}
+    reads.forget_owner("owner")
+    assert reads.read("owner", "k", fetch, deadline=clock.now + 5)[1] == {"n": 2}
+
+
+def test_stored_answers_are_pruned_once_past_their_use(tmp_path):
+    clock = FakeClock()
+    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=0, clock=clock.time, sleep=clock.sleep)
+    reads.read("owner", "old", lambda: (200, {"n": 1}, {}), deadline=clock.now)
+    clock.now += 120
+    reads.read("owner", "new", lambda: (200, {"n": 2}, {}), deadline=clock.now)
+    keys = {row[0] for row in reads._connection().execute("SELECT key FROM shared_reads")}
+    assert keys == {"new"}
+
+
+def test_a_failed_read_is_not_shared(tmp_path):
+    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=30)
+
+    def failing():
+        raise RuntimeError("GHL down")
+
+    with pytest.raises(RuntimeError):
+        reads.read("owner", "k", failing, deadline=0)
+    assert reads.read("owner", "k", lambda: (200, {"ok": True}, {}), deadline=0)[1] == {"ok": True}
+
+
+def sandbox_log(sandbox):
+    return requests.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json()["requests"]
+
+
+def test_polls_beyond_ghls_burst_limit_queue_instead_of_meeting_429(tmp_path):
+    with serve_sandbox(burst_limit=10, burst_window_s=2) as ghl:
+        app = create_app({"ghl_base_url": ghl.url, "database_path": str(tmp_path / "s.sqlite3"),
+                          "secret_key": "k", "ghl_burst_max": 10, "ghl_burst_window_seconds": 2.0})
+        client = app.test_client()
+        for n in range(25):
+            response = client.post("/triggers/list_contacts_deprecated", json={},
+                                   headers={"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION,
+                                            "X-Subscriber-Id": f"zap-{n}"})
+            assert response.status_code == 200, response.json
+        statuses = [entry["status"] for entry in sandbox_log(ghl)]
+        assert len(statuses) == 25 and 429 not in statuses
+
+
+def test_identical_polls_in_flight_at_once_share_one_ghl_request(tmp_path):
+    with serve_sandbox(burst_limit=10_000, latency_ms=400) as ghl:
+        service = GunicornService({"GHL_BASE_URL": ghl.url, "DATABASE_PATH": str(tmp_path / "s.sqlite3"),
+                                   "SECRET_KEY": "k", "LOG_LEVEL": "WARNING"}, workers=4,
+                                  log_path=tmp_path / "gunicorn.log").start()
+        try:
+            requests.delete(f"{ghl.url}/_sandbox/requests", timeout=5)
+            answers = {}
+
+            def poll(n):
+                answers[n] = requests.post(
+                    f"{service.url}/triggers/list_contacts_deprecated", json={}, timeout=30,
+                    headers={"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION,
+                             "X-Subscriber-Id": f"zap-{n}"})
+
+            threads = [threading.Thread(target=poll, args=(n,)) for n in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            assert all(answer.status_code == 200 for answer in answers.values())
+            contact_ids = {frozenset(item["id"] for item in answer.json()) for answer in answers.values()}
+            assert len(contact_ids) == 1, "every Zap gets the same, complete first answer"
+            ghl_reads = [e for e in sandbox_log(ghl) if e["path"] == "/contacts/"]
+            # Four gunicorn workers take four polls at a time; each wave shares one read.
+            assert len(ghl_reads) <= 8, len(ghl_reads)
+        finally:
+            service.stop()

@@ -1,0 +1,94 @@
+"""Health, OpenAPI, catalog JSON, errors as JSON, the connector key, configuration."""
+
+import pytest
+
+from server.app import create_app
+from server.config import REAL_GHL_BASE_URL, load_settings
+
+
+@pytest.fixture
+def bare_app(tmp_path):
+    return create_app({"database_path": str(tmp_path / "s.sqlite3"), "secret_key": "k"}, environ={})
+
+
+@pytest.fixture
+def keyed_app(tmp_path):
+    return create_app({"database_path": str(tmp_path / "s.sqlite3"), "secret_key": "k",
+                       "connector_key": "the-connector-key"}, environ={})
+
+
+def test_healthz_and_openapi(bare_app):
+    client = bare_app.test_client()
+    assert client.get("/healthz").json == {"status": "ok", "operations": 125, "ghl": "sandbox"}
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.") and "/triggers/{key}" in spec["paths"]
+    enum = spec["paths"]["/actions/{key}"]["post"]["parameters"][0]["schema"]["enum"]
+    assert "create_contact" in enum and "find_contact" in enum and "api_request" in enum
+
+
+def test_catalog_lists_all_seed_operations_with_counts(bare_app):
+    body = bare_app.test_client().get("/catalog").json
+    assert body["counts"] == {"operations": 125, "triggers": 55, "actions": 70, "searches": 2, "categories": 14}
+    assert len(body["operations"]) == 125 and len(body["categories"]) == 14
+
+
+def test_catalog_filters(bare_app):
+    client = bare_app.test_client()
+    triggers = client.get("/catalog?kind=trigger").json["operations"]
+    assert triggers and all(r["kind"] == "trigger" for r in triggers)
+    blogs = client.get("/catalog?category=Blogs").json["operations"]
+    assert blogs and all(r["category"] == "Blogs" for r in blogs)
+    found = client.get("/catalog?q=/opportunities/").json["operations"]
+    assert found and all("/opportunities/" in r["path"] for r in found)
+    assert client.get("/catalog?kind=banana").status_code == 400
+
+
+def test_catalog_record_and_unknown_key(bare_app):
+    client = bare_app.test_client()
+    record = client.get("/catalog/get_contact").json
+    assert record["method"] == "GET" and record["path"] == "/contacts/{contactId}"
+    missing = client.get("/catalog/nope")
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "unknown_operation"
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/no/such/page", 404),
+    ("DELETE", "/catalog", 405),
+    ("PUT", "/actions/create_contact", 405),
+])
+def test_http_errors_are_json(bare_app, method, path, status):
+    response = bare_app.test_client().open(path, method=method)
+    assert response.status_code == status
+    assert response.is_json and set(response.json["error"]) >= {"code", "message"}
+    if status == 405:
+        assert "GET" in response.headers["Allow"] or "POST" in response.headers["Allow"]
+
+
+def test_bad_json_body_is_a_400_not_a_500(bare_app):
+    response = bare_app.test_client().post("/actions/create_contact", data="{not json",
+                                           headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_json"
+    listed = bare_app.test_client().post("/actions/create_contact", json=[1, 2], headers={"Authorization": "Bearer t"})
+    assert listed.status_code == 400
+
+
+def test_connector_key_guards_everything_but_the_public_pages(keyed_app):
+    client = keyed_app.test_client()
+    for public in ("/", "/healthz", "/openapi.json", "/catalog", "/catalog/get_contact"):
+        assert client.get(public).status_code == 200, public
+    denied = client.post("/triggers/get_contact", json={"contactId": "x"}, headers={"Authorization": "Bearer t"})
+    assert denied.status_code == 401 and denied.json["error"]["code"] == "connector_key_required"
+    wrong = client.post("/actions/create_contact", json={}, headers={"X-Connector-Key": "nope"})
+    assert wrong.status_code == 401
+    allowed = client.post("/actions/create_contact", json={},
+                          headers={"X-Connector-Key": "the-connector-key", "Authorization": "Bearer t"})
+    assert allowed.status_code == 400 and allowed.json["error"]["code"] == "invalid_input"
+
+
+def test_settings_come_from_the_environment_in_one_place(tmp_path):
+    settings = load_settings({"GHL_BASE_URL": REAL_GHL_BASE_URL + "/", "DATABASE_PATH": str(tmp_path / "x.db"),
+                              "CONNECTOR_KEY": "ck", "PORT": "9000", "LOG_LEVEL": "debug"})
+    assert settings.ghl_base_url == REAL_GHL_BASE_URL and not settings.using_sandbox
+    assert (settings.database_path, settings.connector_key, settings.port, settings.log_level) == (
+        str(tmp_path / "x.db"), "ck", 9000, "DEBUG")
+    assert load_settings({}).using_sandbox

@@ -1,0 +1,503 @@
+"""The Zapier app: generated from the catalog, validated by Zapier's schema package, and run by
+Zapier's own runtime against the live service and the sandbox GHL on loopback.
+
+Zapier's runtime is zapier-platform-core's ``createAppTester`` (the harness Zapier's CLI tests
+use), driven from here through ``tests/zapier/run_app_tester.js``: each test writes a scenario
+(steps naming a function or shorthand request of the generated app, with their bundles), node
+runs it with ``NODE_ENV=test`` (so Zapier's result checks throw), and the results come back as
+JSON. Node and npm come from the machine; the first run installs the pinned packages of
+``tests/zapier/package.json`` into ``tests/zapier/node_modules`` (git-ignored).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from catalog.registry import load_catalog
+from catalog.zapier_app import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
+                                build_parser, zapier_app_definition)
+from server.app import create_app
+from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, free_port
+
+HARNESS = ROOT / "tests" / "zapier"
+NODE_MODULES = HARNESS / "node_modules"
+CATALOG = load_catalog()
+AUTH_DATA = {"token": SANDBOX_TOKEN, "locationId": LOCATION}
+SERVICE_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
+CONTACTS = "list_contacts_deprecated"
+
+
+# ----------------------------------------------------------------------------- Zapier's runtime
+
+
+def _installed(package):
+    try:
+        return json.loads((NODE_MODULES / package / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class ZapierRuntime:
+    """Zapier's npm packages, run with the machine's node."""
+
+    def __init__(self, node):
+        self.node = node
+        self.env = {**os.environ, "NODE_ENV": "test", "NODE_PATH": str(NODE_MODULES)}
+
+    def _node(self, args, stdin=None):
+        done = subprocess.run([self.node, *args], input=stdin, capture_output=True, text=True, cwd=HARNESS,
+                              env=self.env, timeout=60)
+        assert done.returncode == 0, f"node {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
+
+    def validate(self, app_dir):
+        return json.loads(self._node([str(HARNESS / "validate.js"), str(app_dir)]))
+
+    def run(self, app_dir, steps, tmp_path, bundle=None):
+        """Run ``steps`` with createAppTester; returns ``{step name: result}`` (``ok``, ``result`` or ``error``)."""
+        results_file = tmp_path / f"results-{time.monotonic_ns()}.json"
+        scenario = {"bundle": {"authData": AUTH_DATA, **(bundle or {})}, "steps": steps}
+        self._node([str(HARNESS / "run_app_tester.js"), str(app_dir), str(results_file)], json.dumps(scenario))
+        return {result["name"]: result for result in json.loads(results_file.read_text())}
+
+
+@pytest.fixture(scope="session")
+def zapier_runtime():
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.fail("The Zapier app tests run Zapier's own packages: install Node.js (20+) and npm.")
+    wanted = json.loads((HARNESS / "package.json").read_text())["dependencies"]
+    if any(_installed(package) != version for package, version in wanted.items()):
+        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HARNESS,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"npm install in {HARNESS} failed:\n{done.stdout}\n{done.stderr}"
+    return ZapierRuntime(node)
+
+
+# ----------------------------------------------------------------------------- the live service
+
+
+class ThreadedService:
+    """The service (the app factory) on a loopback port, served from a thread of this process.
+    ``received`` lists the Zapier-specific headers of every request, as the service saw them."""
+
+    HEADERS = ("X-Subscriber-Id", "X-Poll-Mode", "X-Location-Id")
+
+    def __init__(self, app):
+        self.app = app
+        self.received = []
+
+        def recording(environ, start_response):
+            headers = {name: environ.get("HTTP_" + name.upper().replace("-", "_")) for name in self.HEADERS}
+            self.received.append({"path": environ.get("PATH_INFO"), **headers})
+            return app(environ, start_response)
+
+        self.server = make_server("127.0.0.1", 0, recording, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def service(sandbox, tmp_path_factory):
+    """One GHL try per call (a 429 comes straight back), no shared reads, hooks allowed to
+    deliver to loopback over http, and hook subscriptions due for a poll one second after the last."""
+    folder = tmp_path_factory.mktemp("zapier-service")
+    app = create_app({
+        "ghl_base_url": sandbox.url,
+        "using_sandbox": True,
+        "database_path": str(folder / "service.sqlite3"),
+        "secret_key": "test-secret",
+        "connector_key": "",
+        "log_level": "WARNING",
+        "ghl_max_tries": 1,
+        "poll_share_seconds": 0,
+        "hook_target_hosts": ("127.0.0.1",),
+        "hook_allow_http": True,
+        "hook_poll_seconds": 1,
+    })
+    running = ThreadedService(app)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def app_dir(service, tmp_path_factory):
+    """The app as ``python -m catalog.zapier_app`` writes it, for the live service's URL."""
+    folder = tmp_path_factory.mktemp("zapier-app")
+    done = subprocess.run(
+        [sys.executable, "-m", "catalog.zapier_app", "--server-url", service.url, "--out", str(folder),
+         "--no-connector-key-required"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def trigger(key):
+    return f"triggers.{key}.operation.perform"
+
+
+# ----------------------------------------------------------------------------- the definition
+
+
+def test_the_export_command_writes_a_cli_app_pinning_zapier_platform_core_19(app_dir, service):
+    package = json.loads((app_dir / "package.json").read_text())
+    assert package["dependencies"]["zapier-platform-core"] == ZAPIER_PLATFORM_VERSION
+    assert ZAPIER_PLATFORM_VERSION.startswith("19.") and package["main"] == "index.js"
+    written = json.loads((app_dir / "app-definition.json").read_text())
+    assert written == zapier_app_definition(CATALOG, service.url, False)
+    assert "app-definition.json" in (app_dir / "index.js").read_text()
+
+
+def test_the_readme_walk_through_uses_the_commands_and_fields_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The Zapier app"):]
+    section = section[:section.index("\n## ", 1)]
+    assert readme.index("## The Zapier app") < readme.index("## Configuration")
+    assert "python -m catalog.zapier_app --server-url" in section
+    options = {o for action in build_parser()._actions for o in action.option_strings}
+    for flag in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", section)):
+        assert flag in options, f"the README mentions {flag}, which the command does not take"
+    fields = zapier_app_definition(CATALOG, "https://ghl.example.com", True)["authentication"]["fields"]
+    for field in fields:
+        assert f"| {field['label']} |" in section, f"the README does not explain the {field['label']} field"
+
+
+def test_every_catalog_operation_is_in_the_app_with_a_sample_and_events_and_imperatives_as_labels():
+    app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
+    triggers, searches, creates = app["triggers"], app["searches"], app["creates"]
+    assert {r["key"] for r in CATALOG.of_kind("trigger")} <= set(triggers)
+    assert {r["key"] for r in CATALOG.of_kind("search")} == set(searches)
+    assert {r["key"] for r in CATALOG.of_kind("action")} | {"api_request"} == set(creates)
+    assert not (set(triggers) & set(searches) or set(triggers) & set(creates) or set(searches) & set(creates))
+    for group in (triggers, searches, creates):
+        for key, operation in group.items():
+            assert operation["key"] == key and operation["operation"]["sample"], key
+            url = operation["operation"].get("performList", operation["operation"]["perform"])["url"]
+            assert url.startswith("https://ghl.example.com/"), key
+    # Triggers' and searches' items always carry an id (Zapier dedupes and search-or-creates on it).
+    for key, operation in {**triggers, **searches}.items():
+        assert operation["operation"]["sample"].get("id"), key
+    labels = [t["display"]["label"] for t in triggers.values()]
+    assert len(labels) == len(set(labels)), "two triggers share a label"
+    assert all(label.startswith(("New ", "Updated ")) for label in labels)
+    assert triggers["get_contact"]["display"]["label"] == "Updated Contact"
+    assert triggers[CONTACTS]["display"]["label"] == "New Contact"
+    assert creates["create_contact"]["display"]["label"] == "Create Contact"
+    assert creates["upsert_contact"]["display"]["label"] == "Create or Update Contact"
+    assert app["searchOrCreates"]["find_contact"] == {
+        "key": "find_contact", "display": app["searchOrCreates"]["find_contact"]["display"],
+        "search": "find_contact", "create": "create_contact"}
+
+
+def test_instant_twins_are_rest_hooks_on_the_hooks_endpoints_for_list_triggers_of_things_that_appear():
+    app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
+    twins = {k: t for k, t in app["triggers"].items() if t["operation"]["type"] == "hook"}
+    assert {k[:-len(INSTANT_SUFFIX)] for k in twins} >= {
+        CONTACTS, "search_opportunities", "list_calendar_events", "get_contact_notes", "get_contact_tasks",
+        "search_conversations", "get_messages_by_conversation", "list_users_by_location",
+        "list_businesses_by_location"}
+    for key, twin in twins.items():
+        source = CATALOG.get(key[:-len(INSTANT_SUFFIX)])
+        operation = twin["operation"]
+        assert not source["response"]["single"] and source["response"]["dedupe"] == "new"
+        assert source["key"] not in DROPDOWN_ONLY_TRIGGERS
+        assert operation["performSubscribe"]["body"]["trigger"] == source["key"]
+        assert operation["performSubscribe"]["body"]["target_url"] == "{{bundle.targetUrl}}"
+        assert operation["performUnsubscribe"] == {
+            "url": "https://ghl.example.com/hooks/{{bundle.subscribeData.id}}", "method": "DELETE"}
+        assert operation["performList"]["url"] == f"https://ghl.example.com/hooks/sample/{source['key']}"
+        assert twin["display"]["label"].endswith("(Instant)")
+        assert operation["sample"] == app["triggers"][source["key"]]["operation"]["sample"]
+
+
+def test_dropdowns_come_from_list_triggers_and_only_dropdown_only_triggers_are_hidden():
+    app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
+    triggers = app["triggers"]
+    served = {}
+    for group in ("triggers", "searches", "creates"):
+        for key, operation in app[group].items():
+            for field in operation["operation"].get("inputFields", []):
+                if "dynamic" in field:
+                    trigger_key, id_field, label_field = field["dynamic"].split(".")
+                    assert id_field == "id" and "choices" not in field
+                    sample = triggers[trigger_key]["operation"]["sample"]
+                    assert "id" in sample and label_field in sample, field["dynamic"]
+                    served.setdefault(trigger_key, set()).add(key)
+                    # Zapier runs the dropdown's trigger with this step's inputs: none may leak into it.
+                    passed_on = {f["key"] for f in CATALOG.get(trigger_key)["inputs"] if not f.get("location")}
+                    others = {f["key"] for f in operation["operation"]["inputFields"]} - {field["key"]}
+                    assert passed_on & others <= CHAINED_INPUTS.get(trigger_key, set()), (key, field["key"])
+    create = {f["key"]: f for f in app["creates"]["create_opportunity"]["operation"]["inputFields"]}
+    assert create["pipelineId"]["dynamic"] == "list_pipelines.id.name"
+    assert create["assignedTo"]["dynamic"] == "list_users_by_location.id.name"
+    assert create["locationId"]["required"] is False  # the connection's location fills it
+    assert create["status"]["choices"] == ["open", "won", "lost", "abandoned"] and create["status"]["required"] is False
+    contact = {f["key"]: f for f in app["creates"]["create_contact"]["operation"]["inputFields"]}
+    assert contact["custom_field_1_id"]["dynamic"] == "list_custom_fields.id.name"
+    assert contact["tags"]["list"] is True
+    opportunities = {f["key"]: f for f in triggers["search_opportunities"]["operation"]["inputFields"]}
+    assert "dynamic" not in opportunities["campaignId"], "list_campaigns would get this step's status"
+    appointment = {f["key"]: f for f in app["creates"]["create_appointment"]["operation"]["inputFields"]}
+    assert appointment["calendarId"]["dynamic"] == "list_calendars.id.name"
+    assert appointment["startTime"]["type"] == "datetime" and appointment["startTime"]["required"] is True
+    hidden = {k for k, t in triggers.items() if t["display"].get("hidden")}
+    assert hidden == set(DROPDOWN_ONLY_TRIGGERS)
+    assert all(served.get(k) for k in hidden), "a hidden trigger must serve a dropdown"
+    assert {"list_workflows", "list_campaigns", "list_calendars", "list_users_by_location"} <= set(served)
+
+
+def test_the_connection_asks_for_the_connector_key_only_when_the_server_requires_one():
+    plain = zapier_app_definition(CATALOG, "https://ghl.example.com/", False)
+    keyed = zapier_app_definition(CATALOG, "https://ghl.example.com", True)
+    assert [f["key"] for f in plain["authentication"]["fields"]] == ["token", "locationId"]
+    assert [f["key"] for f in keyed["authentication"]["fields"]] == ["token", "locationId", "connectorKey"]
+    assert plain["authentication"]["fields"][0]["type"] == "password"
+    assert keyed["authentication"]["fields"][2]["type"] == "password"
+    assert plain["authentication"]["test"] == {"url": "https://ghl.example.com/auth/test", "method": "GET"}
+    assert "X-Connector-Key" not in plain["requestTemplate"]["headers"]
+    assert keyed["requestTemplate"]["headers"]["X-Connector-Key"] == "{{bundle.authData.connectorKey}}"
+    assert plain["requestTemplate"]["headers"]["Authorization"] == "Bearer {{bundle.authData.token}}"
+
+
+def test_the_service_serves_the_definition_and_checks_the_token_at_ghl(client, auth):
+    served = client.get("/zapier/app.json")
+    assert served.status_code == 200
+    assert served.get_json() == zapier_app_definition(CATALOG, "http://localhost", False)
+    answer = client.get("/auth/test", headers=auth)
+    assert answer.status_code == 200
+    assert answer.get_json() == {"location_id": LOCATION, "name": "Sandbox Location",
+                                 "company_id": "sandbox-company", "timezone": "America/New_York"}
+    refused = client.get("/auth/test", headers={**auth, "Authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.get_json()["error"]["code"] == "ghl_unauthorized"
+    missing = client.get("/auth/test", headers={"Authorization": auth["Authorization"]})
+    assert missing.status_code == 400 and missing.get_json()["error"]["code"] == "missing_location"
+
+
+# ----------------------------------------------------------------------------- Zapier's schema
+
+
+def test_zapiers_schema_package_finds_no_error_in_the_generated_app(zapier_runtime, app_dir):
+    result = zapier_runtime.validate(app_dir)
+    assert result["definitionErrors"] == [], "app-definition.json, as written"
+    assert result["appErrors"] == [], "the app index.js exports, compiled as zapier-platform-core does"
+
+
+# ----------------------------------------------------------------------------- Zapier's runtime
+
+
+def test_auth_test_and_connection_label(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):
+    results = zapier_runtime.run(app_dir, [
+        {"name": "test", "path": "authentication.test"},
+        {"name": "label", "path": "authentication.connectionLabel", "inputDataFrom": "test"},
+    ], tmp_path)
+    assert results["test"]["result"]["location_id"] == LOCATION
+    assert results["label"]["result"] == "Sandbox Location (sandbox-location)"
+
+
+def test_a_401_from_ghl_surfaces_as_a_response_error_with_the_reconnect_hint(zapier_runtime, app_dir, service,
+                                                                           sandbox_reset, tmp_path):
+    results = zapier_runtime.run(app_dir, [
+        {"name": "test", "path": "authentication.test"},
+        {"name": "poll", "path": trigger(CONTACTS), "bundle": {"meta": {"zap": {"id": "zap-401"}}}},
+    ], tmp_path, bundle={"authData": {**AUTH_DATA, "token": "revoked-token"}})
+    for name in ("test", "poll"):
+        error = results[name]["error"]
+        assert error["name"] == "ResponseError" and error["status"] == 401, error
+        assert json.loads(error["content"])["error"]["code"] == "ghl_unauthorized"
+        assert "reconnect" in json.loads(error["content"])["error"]["message"]
+
+
+def fired_by_zapier(polls):
+    """What Zapier fires on for each poll of one Zap: items whose id its deduper has not seen.
+    The first poll is the one Zapier makes when the Zap is turned on: it only fills the deduper."""
+    seen, fired = set(), []
+    for n, items in enumerate(polls):
+        ids = [item["id"] for item in items]
+        assert len(ids) == len(set(ids)), "Zapier rejects a poll holding an id twice"
+        fired.append([] if n == 0 else [item for item in items if item["id"] not in seen])
+        seen.update(ids)
+    return fired
+
+
+def test_a_polling_trigger_fires_once_per_item_and_a_create_then_shows_up(zapier_runtime, app_dir, service,
+                                                                          sandbox_reset, tmp_path):
+    zap = {"meta": {"zap": {"id": "zap-polling"}}}
+    service.received.clear()
+    results = zapier_runtime.run(app_dir, [
+        {"name": "turned_on", "path": trigger(CONTACTS),
+         "bundle": {"meta": {**zap["meta"], "isPopulatingDedupe": True}}},
+        {"name": "second", "path": trigger(CONTACTS), "bundle": zap},
+        {"name": "create", "path": "creates.create_contact.operation.perform",
+         "bundle": {"inputData": {"firstName": "Zed", "lastName": "Zapier", "email": "zed.zapier@example.com",
+                                  "tags": ["zapier", "test"]}}},
+        {"name": "third", "path": trigger(CONTACTS), "bundle": zap},
+        {"name": "fourth", "path": trigger(CONTACTS), "bundle": zap},
+        {"name": "sample", "path": trigger(CONTACTS), "bundle": {"meta": {**zap["meta"], "isLoadingSample": True}}},
+    ], tmp_path)
+    assert all(r["ok"] for r in results.values()), [r.get("error") for r in results.values()]
+    polls = [results[name]["result"] for name in ("turned_on", "second", "third", "fourth")]
+    assert {c["email"] for c in polls[0]} == {"ada.sample@example.com", "ben.example@example.com",
+                                             "cleo.testwell@example.com", "dev.placeholder@example.com",
+                                             "eve.fakename@example.com"}
+    created = results["create"]["result"]
+    assert created["id"] and created["email"] == "zed.zapier@example.com" and created["tags"] == ["zapier", "test"]
+    _, second, third, fourth = fired_by_zapier(polls)
+    assert second == [], "nothing new since the Zap was turned on"
+    assert [item["id"] for item in third] == [created["id"]] and third[0]["email"] == "zed.zapier@example.com"
+    assert fourth == []
+    assert polls[2][0]["id"] == created["id"], "newest first"
+    # Loading a sample (X-Poll-Mode: sample) answers GHL's newest items and records nothing.
+    assert [item["id"] for item in results["sample"]["result"]][:1] == [created["id"]]
+    assert len(results["sample"]["result"]) == 6
+    polled = [r for r in service.received if r["path"] == f"/triggers/{CONTACTS}"]
+    assert [r["X-Poll-Mode"] for r in polled] == [None, None, None, None, "sample"]
+    assert {r["X-Subscriber-Id"] for r in polled} == {"zap-polling"}
+    assert {r["X-Location-Id"] for r in service.received} == {LOCATION}
+
+
+def test_a_search_with_a_match_and_one_without(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):
+    results = zapier_runtime.run(app_dir, [
+        {"name": "match", "path": "searches.find_contact.operation.perform",
+         "bundle": {"inputData": {"email": "ada.sample@example.com"}}},
+        {"name": "none", "path": "searches.find_contact.operation.perform",
+         "bundle": {"inputData": {"email": "nobody@example.com"}}},
+    ], tmp_path)
+    match = results["match"]["result"]
+    assert len(match) == 1 and match[0]["id"] == "sandbox-contact-1" and match[0]["email"] == "ada.sample@example.com"
+    assert results["none"]["result"] == []
+
+
+def test_a_dynamic_dropdown_is_filled_by_its_list_trigger(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):
+    service.received.clear()
+    results = zapier_runtime.run(app_dir, [
+        {"name": "pipelines", "path": trigger("list_pipelines"),
+         "bundle": {"inputData": {"name": "Deal", "status": "open"}, "meta": {"isFillingDynamicDropdown": True}}},
+        {"name": "users", "path": trigger("list_users_by_location"),
+         "bundle": {"meta": {"isFillingDynamicDropdown": True}}},
+    ], tmp_path)
+    assert [(p["id"], p["name"]) for p in results["pipelines"]["result"]] == [("sandbox-pipeline-1", "Sandbox Sales")]
+    assert {u["name"] for u in results["users"]["result"]} == {"Alex Admin", "Uma User"}
+    assert [r["X-Poll-Mode"] for r in service.received] == ["sample", "sample"], "dropdowns record nothing"
+
+
+def test_a_429_from_ghl_surfaces_as_zapiers_throttled_error(zapier_runtime, app_dir, service, sandbox_reset,
+                                                            tmp_path):
+    faults = [{"status": 429, "times": 5, "path_prefix": "/contacts"}]
+    requests.post(f"{sandbox_reset.url}/_sandbox/faults", json=faults, timeout=5).raise_for_status()
+    try:
+        results = zapier_runtime.run(app_dir, [
+            {"name": "poll", "path": trigger(CONTACTS), "bundle": {"meta": {"zap": {"id": "zap-429"}}}},
+            {"name": "create", "path": "creates.create_contact.operation.perform",
+             "bundle": {"inputData": {"email": "throttled@example.com"}}},
+        ], tmp_path)
+    finally:
+        requests.delete(f"{sandbox_reset.url}/_sandbox/faults", timeout=5)
+    for name in ("poll", "create"):
+        error = results[name]["error"]
+        assert error["name"] == "ThrottledError", error
+        assert isinstance(error["delay"], int) and error["delay"] >= 1, error
+
+
+# ----------------------------------------------------------------------------- REST hooks
+
+
+class Receiver:
+    """Stands in for hooks.zapier.com: records the JSON body of every POST."""
+
+    def __init__(self):
+        self.bodies = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hook_worker(app):
+    """The REST hook worker, in this process, on the service's database and GHL client."""
+    from triggers.hooks_store import SqliteHookStore, TokenCipher
+    from triggers.hooks_worker import HookWorker
+    shared = app.extensions["ghl_zapier"]
+    hooks = SqliteHookStore(shared.settings.database_path, TokenCipher(shared.settings.secret_key))
+    return HookWorker(shared.settings, shared.catalog, shared.client, shared.store, hooks)
+
+
+def test_a_rest_hook_subscribes_delivers_lists_and_unsubscribes(zapier_runtime, app_dir, service, sandbox_reset,
+                                                                 tmp_path):
+    probe = requests.post(f"{service.url}/hooks", json={}, headers=SERVICE_AUTH, timeout=5)
+    if probe.status_code in (404, 405):
+        pytest.skip("REST hooks (issue 5) are not built yet: POST /hooks answers "
+                    f"{probe.status_code}; this test runs once server/routes/hooks.py has them")
+    hook = f"triggers.{CONTACTS}{INSTANT_SUFFIX}.operation"
+    receiver = Receiver()
+    try:
+        target_url = f"{receiver.url}/hooks/standard/1/zap-hook/"
+        subscribed = zapier_runtime.run(app_dir, [
+            {"name": "subscribe", "path": f"{hook}.performSubscribe",
+             "bundle": {"targetUrl": target_url, "inputData": {}, "meta": {"zap": {"id": "zap-hook"}}}},
+        ], tmp_path)["subscribe"]
+        assert subscribed["ok"], subscribed.get("error")
+        subscription = subscribed["result"]
+        assert subscription["id"] and subscription["target_url"] == target_url
+
+        created = requests.post(f"{sandbox_reset.url}/_sandbox/records", timeout=5, json={
+            "path": "/contacts/", "records": [{"firstName": "Hope", "email": "hope.hook@example.com"}]})
+        created.raise_for_status()
+        new_id = created.json()["ids"][0]
+        worker = hook_worker(service.app)
+        deadline = time.monotonic() + 10
+        while not receiver.bodies and time.monotonic() < deadline:
+            worker.tick()  # the subscription is due one second after subscribing
+            time.sleep(0.1)
+        assert len(receiver.bodies) == 1, "one delivery of what appeared after subscribing"
+        delivered = receiver.bodies[0]
+        assert isinstance(delivered, list) and [item["ghl_id"] for item in delivered] == [new_id]
+
+        results = zapier_runtime.run(app_dir, [
+            {"name": "perform", "path": f"{hook}.perform", "bundle": {"cleanedRequest": delivered}},
+            {"name": "perform_one", "path": f"{hook}.perform", "bundle": {"cleanedRequest": delivered[0]}},
+            {"name": "list", "path": f"{hook}.performList", "bundle": {"inputData": {}}},
+            {"name": "unsubscribe", "path": f"{hook}.performUnsubscribe",
+             "bundle": {"subscribeData": subscription, "targetUrl": target_url}},
+        ], tmp_path)
+        assert all(r["ok"] for r in results.values()), [r.get("error") for r in results.values()]
+        assert results["perform"]["result"] == delivered
+        assert results["perform_one"]["result"] == delivered
+        listed = {item["id"]: item for item in results["list"]["result"]}
+        assert set(listed[delivered[0]["id"]]) == set(delivered[0]), "performList shapes items as deliveries do"
+        assert len(listed) == 6
+        assert results["unsubscribe"]["result"]["deleted"] is True
+        gone = requests.get(f"{service.url}/hooks/{subscription['id']}", headers=SERVICE_AUTH, timeout=5)
+        assert gone.status_code == 404
+    finally:
+        receiver.stop()
