@@ -30,9 +30,9 @@ class RateBudget:
         self.clock = clock
         self.sleep = sleep
         self._connections = SqliteConnections(path)
-        conn = self._connection()
-        conn.execute("CREATE TABLE IF NOT EXISTS rate_slots (budget TEXT NOT NULL, taken REAL NOT NULL)")
-        conn.execute("CREATE INDEX IF NOT EXISTS rate_slots_by_budget ON rate_slots (budget, taken)")
+        self._connections.migrate(
+            "CREATE TABLE IF NOT EXISTS rate_slots (budget TEXT NOT NULL, taken REAL NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS rate_slots_by_budget ON rate_slots (budget, taken)")
 
     def _connection(self):
         return self._connections.get()

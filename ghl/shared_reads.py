@@ -36,10 +36,10 @@ class SharedReads:
         self.sleep = sleep
         self._connections = SqliteConnections(path)
         self._last_prune = 0.0
-        conn = self._connection()
-        conn.execute("CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-                     " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL)")
-        conn.execute("CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
+        self._connections.migrate(
+            "CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+            " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
 
     def _connection(self):
         return self._connections.get()

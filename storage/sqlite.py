@@ -10,6 +10,7 @@ locked".
 import os
 import sqlite3
 import threading
+import time
 
 BUSY_TIMEOUT_SECONDS = 30
 
@@ -43,7 +44,7 @@ class SqliteConnections:
                                    check_same_thread=False)
             if self.row_factory is not None:
                 conn.row_factory = self.row_factory
-            conn.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
             self._local.conn = conn
@@ -52,8 +53,38 @@ class SqliteConnections:
     def transaction(self):
         return ImmediateTransaction(self.get())
 
+    def migrate(self, schema):
+        """Create tables and indexes if missing, under ``BEGIN IMMEDIATE``.
+
+        ``schema`` is SQL (statements separated by ``;``) or a callable given the connection.
+        Several processes start on a new file at once (gunicorn workers, the hook worker): a bare
+        ``CREATE`` reads the schema first and can then lose WAL's snapshot race, which SQLite
+        reports as "database is locked" without waiting. Taking the write lock first makes them
+        queue on the busy timeout instead.
+        """
+        with self.transaction() as conn:
+            if callable(schema):
+                schema(conn)
+            else:
+                for statement in filter(None, (part.strip() for part in schema.split(";"))):
+                    conn.execute(statement)
+
     def close(self):
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _switch_to_wal(conn, timeout=BUSY_TIMEOUT_SECONDS):
+    # Changing the journal mode needs the file to itself for a moment, and SQLite may answer
+    # "locked" at once rather than wait while another process opens it: retry until the timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -62,7 +62,7 @@ class SqliteDedupeStore(DedupeStore):
         self.path = path
         self._connections = SqliteConnections(path)
         self._last_prune = 0.0
-        self._migrate()
+        self._connections.migrate(self._create_tables)
 
     def _connection(self):
         return self._connections.get()
@@ -70,8 +70,9 @@ class SqliteDedupeStore(DedupeStore):
     def _db(self):
         return sqlite_utils.Database(self._connection())
 
-    def _migrate(self):
-        db = self._db()
+    @staticmethod
+    def _create_tables(conn):
+        db = sqlite_utils.Database(conn)
         if "seen" not in db.table_names():
             db["seen"].create({
                 "scope": str, "identity": str, "item": str, "order_ts": float, "seq": int,

@@ -127,7 +127,7 @@ class SqliteHookStore:
         self.path = path
         self.cipher = cipher
         self._connections = SqliteConnections(path, row_factory=sqlite3.Row)
-        self._connection().executescript(SCHEMA)
+        self._connections.migrate(SCHEMA)
 
     def _connection(self):
         return self._connections.get()
