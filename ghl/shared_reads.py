@@ -38,7 +38,8 @@ class SharedReads:
         self._last_prune = 0.0
         self._connections.migrate(
             "CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-            " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL);"
+            " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL,"
+            " waiters INTEGER NOT NULL DEFAULT 0);"
             "CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
 
     def _connection(self):
@@ -57,35 +58,58 @@ class SharedReads:
         conn = self._connection()
         cursor = conn.execute(
             "INSERT INTO shared_reads (key, owner, lease_until) VALUES (?, ?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until, owner = excluded.owner"
-            " WHERE shared_reads.lease_until < ?", (key, owner, now + LEASE_SECONDS, now))
+            " ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until, owner = excluded.owner,"
+            " waiters = 0 WHERE shared_reads.lease_until < ?", (key, owner, now + LEASE_SECONDS, now))
         return cursor.rowcount == 1
+
+    def _wait_for_leader(self, key, now):
+        """Tell the leader an answer is awaited (so it stores one); False when there is no leader."""
+        cursor = self._connection().execute(
+            "UPDATE shared_reads SET waiters = waiters + 1 WHERE key = ? AND lease_until >= ?", (key, now))
+        return cursor.rowcount == 1
+
+    def _publish(self, key, status, body, headers):
+        """End the lease. The answer is stored only when it will be read: a TTL is set, or someone
+        waits; most reads have no follower, and then this is one small write."""
+        conn = self._connection()
+        if self.ttl <= 0:
+            released = conn.execute("DELETE FROM shared_reads WHERE key = ? AND waiters = 0", (key,))
+            if released.rowcount == 1:
+                return
+        # A follower that registers after the check above finds the lease gone and fetches itself.
+        conn.execute(
+            "UPDATE shared_reads SET status = ?, body = ?, headers = ?, fetched_at = ?, lease_until = 0,"
+            " waiters = 0 WHERE key = ?", (status, json.dumps(body), json.dumps(headers), self.clock(), key))
 
     def read(self, owner, key, fetch, deadline):
         """The answer for ``key``: shared when possible, else ``fetch()`` -> (status, body, headers)."""
         arrived = self.clock()
-        shared = self._fresh(key, arrived - self.ttl)
-        if shared is not None:
-            return shared
+        if self.ttl > 0:
+            shared = self._fresh(key, arrived - self.ttl)
+            if shared is not None:
+                return shared
+        waiting = False
         while True:
             now = self.clock()
             if self._claim(key, owner, now):
                 try:
                     status, body, headers = fetch()
                 except BaseException:
-                    self._connection().execute("UPDATE shared_reads SET lease_until = 0 WHERE key = ?", (key,))
+                    self._connection().execute(
+                        "UPDATE shared_reads SET lease_until = 0, waiters = 0 WHERE key = ?", (key,))
                     raise
-                self._connection().execute(
-                    "UPDATE shared_reads SET status = ?, body = ?, headers = ?, fetched_at = ?, lease_until = 0"
-                    " WHERE key = ?", (status, json.dumps(body), json.dumps(headers), self.clock(), key))
+                self._publish(key, status, body, headers)
                 self._maybe_prune()
                 return status, body, headers
-            shared = self._fresh(key, arrived)
-            if shared is not None:
-                return shared
+            if not waiting:
+                waiting = self._wait_for_leader(key, now)
             if now >= deadline:
                 return fetch()
             self.sleep(WAIT_STEP_SECONDS)
+            # Before claiming again: the lease may have ended because the answer is in.
+            shared = self._fresh(key, arrived)
+            if shared is not None:
+                return shared
 
     def forget_owner(self, owner):
         """Drop every shared answer of ``owner`` (after it changed something in GHL)."""
@@ -94,8 +118,9 @@ class SharedReads:
 
     def prune(self, older_than):
         """Drop answers fetched before ``older_than`` (a stored answer is only useful for the TTL)."""
-        self._connection().execute("DELETE FROM shared_reads WHERE fetched_at < ? AND lease_until < ?",
-                                   (older_than, self.clock()))
+        self._connection().execute(
+            "DELETE FROM shared_reads WHERE (fetched_at IS NULL OR fetched_at < ?) AND lease_until < ?",
+            (older_than, self.clock()))
 
     def _maybe_prune(self):
         now = self.clock()

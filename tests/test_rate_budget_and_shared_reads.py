@@ -1,6 +1,7 @@
 """Fewer GHL calls for the same answers: the per-location budget and shared reads."""
 
 import threading
+import time
 
 import pytest
 import requests
@@ -67,12 +68,43 @@ def test_a_shared_read_is_reused_within_its_ttl_and_dropped_after_a_write(tmp_pa
 
 def test_stored_answers_are_pruned_once_past_their_use(tmp_path):
     clock = FakeClock()
-    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=0, clock=clock.time, sleep=clock.sleep)
+    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=5, clock=clock.time, sleep=clock.sleep)
     reads.read("owner", "old", lambda: (200, {"n": 1}, {}), deadline=clock.now)
     clock.now += 120
     reads.read("owner", "new", lambda: (200, {"n": 2}, {}), deadline=clock.now)
     keys = {row[0] for row in reads._connection().execute("SELECT key FROM shared_reads")}
     assert keys == {"new"}
+
+
+def test_without_a_ttl_an_answer_is_stored_only_for_a_caller_waiting_on_it(tmp_path):
+    path = str(tmp_path / "r.sqlite3")
+    reads = SharedReads(path, ttl_seconds=0)
+    assert reads.read("owner", "alone", lambda: (200, {"n": 1}, {}), deadline=0)[1] == {"n": 1}
+    assert reads._connection().execute("SELECT COUNT(*) FROM shared_reads").fetchone()[0] == 0
+
+    # A second caller (another process, as a gunicorn worker would be) arrives while the leader fetches.
+    follower = SharedReads(path, ttl_seconds=0)
+    fetched, answers = [], []
+    leader_fetching, follower_waiting = threading.Event(), threading.Event()
+
+    def slow_fetch():
+        fetched.append("leader")
+        leader_fetching.set()
+        follower_waiting.wait(5)
+        return 200, {"n": 2}, {}
+
+    def follower_fetch():
+        fetched.append("follower")
+        return 200, {"n": 3}, {}
+
+    leader = threading.Thread(target=lambda: answers.append(reads.read("owner", "k", slow_fetch, time.time() + 5)))
+    leader.start()
+    leader_fetching.wait(5)
+    original_sleep = follower.sleep
+    follower.sleep = lambda seconds: (follower_waiting.set(), original_sleep(seconds))
+    answers.append(follower.read("owner", "k", follower_fetch, time.time() + 5))
+    leader.join(5)
+    assert fetched == ["leader"] and [a[1] for a in answers] == [{"n": 2}, {"n": 2}]
 
 
 def test_a_failed_read_is_not_shared(tmp_path):
