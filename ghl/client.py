@@ -29,6 +29,7 @@ import requests
 from ghl.errors import GhlError, error_for_status
 from ghl.rate_budget import BudgetExhausted
 from ghl.shared_reads import read_key
+from storage import fast_json
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _json_body(response):
     if not response.content:
         return None
     try:
-        return response.json()
+        return fast_json.loads(response.content)
     except ValueError:
         return {"message": response.text[:500]}
 

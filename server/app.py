@@ -9,6 +9,7 @@ from catalog.registry import load_catalog
 from ghl.client import client_from_settings
 from server.config import load_settings
 from server.errors import error_response, register_error_handlers
+from server.json_provider import FastJsonProvider
 from server.secrets import load_secret_key
 from triggers.dedupe_store import SqliteDedupeStore
 
@@ -53,7 +54,7 @@ def create_app(test_config=None, environ=None):
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
-    app.json.sort_keys = False
+    app.json = FastJsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
     catalog = load_catalog()
     secret_key = load_secret_key(settings)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import sqlite_utils
 
-from storage.item_codec import decode_item, encode_item
+from storage import fast_json
 from storage.sqlite import SqliteConnections
 
 LAST_SEEN_REFRESH_SECONDS = 86400
@@ -114,7 +114,7 @@ class SqliteDedupeStore(DedupeStore):
                 continue
             seen_in_batch.add(candidate.identity)
             order_ts = candidate.sort_ts if candidate.sort_ts is not None else now
-            fresh.append((scope, candidate.identity, encode_item(candidate.item), order_ts,
+            fresh.append((scope, candidate.identity, fast_json.dumps(candidate.item), order_ts,
                           next_seq, now, now, now if answered else None))
             next_seq += 1
         conn.executemany(
@@ -157,14 +157,14 @@ class SqliteDedupeStore(DedupeStore):
                 (scope, now - redelivery_seconds, redelivery_limit + len(claimed_ids))).fetchall()
         repeats = [r for r in repeats if r[0] not in claimed_ids][:redelivery_limit]
         rows = sorted(claimed + repeats, key=lambda r: (r[2], r[3]), reverse=True)
-        return [decode_item(r[1]) for r in rows]
+        return [fast_json.loads(r[1]) for r in rows]
 
     def pending(self, scope, limit):
         """Up to ``limit`` backlog items of ``scope``, oldest first, without claiming them."""
         rows = self._connection().execute(
             "SELECT item FROM seen WHERE scope = ? AND first_answered IS NULL ORDER BY order_ts, seq LIMIT ?",
             (scope, limit)).fetchall()
-        return [decode_item(r[0]) for r in rows]
+        return [fast_json.loads(r[0]) for r in rows]
 
     def mark_answered(self, scope, identities, now):
         """Take ``identities`` out of the backlog (after they were delivered)."""
