@@ -452,8 +452,9 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=6, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1, help="unmeasured seconds before each cell")
     parser.add_argument("--page-items", type=int, default=20, help="contacts on the polled page")
-    parser.add_argument("--configs", default="procfile,gthread",
-                        help="service configurations: procfile (as the Procfile), gthread (proposed)")
+    parser.add_argument("--configs", default="procfile",
+                        help="service configurations, comma-separated: procfile (as the Procfile), gthread "
+                             "(--worker-class gthread with --workers and --threads, to compare other sizes)")
     parser.add_argument("--workers", type=int, default=4, help="workers of the gthread configuration")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker of the gthread configuration")
     parser.add_argument("--sandbox-threads", type=int, default=160)
@@ -464,7 +465,7 @@ def parse_args(argv=None):
     parser.add_argument("--memory-warmup", type=int, default=2_000)
     parser.add_argument("--memory-seconds", type=float, default=600, help="time bound of the memory part")
     parser.add_argument("--memory-concurrency", type=int, default=32)
-    parser.add_argument("--memory-config", default="gthread", help="which configuration the memory part uses")
+    parser.add_argument("--memory-config", default="procfile", help="which configuration the memory part uses")
     parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"), help="'' to leave BENCHMARKS.md alone")
     parser.add_argument("--json", default="", help="also write the raw results here")
     parser.add_argument("--from-json", default="", help="render a saved --json file instead of measuring")
