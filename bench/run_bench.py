@@ -2,14 +2,16 @@
 
 One run measures:
   (a) polls: requests/s and p50/p99 at each concurrency, through the service (under gunicorn
-      as the Procfile runs it, and in the proposed threaded configuration) vs the same GHL
+      as the Procfile runs it, or other sizes with --configs gthread) vs the same GHL
       request sent straight to the sandbox; every poll has its own X-Subscriber-Id, so each
       is a Zap's first poll and the dedupe store records and answers the whole page;
   (b) actions: create_contact through the service vs the same POST /contacts/ sent direct;
   (c) dedupe cost: SqliteDedupeStore.answer on pages of 100/1,000/10,000 against a store of
       a million seen identities, and that store's size on disk (bench.dedupe_cost);
   (d) resident memory of every gunicorn worker before and after N polls (default 100,000)
-      of a cheap trigger, with the sandbox's latency at 0.
+      of a cheap trigger, with the sandbox's latency at 0;
+  (e) shared reads: GHL requests made when 50 Zaps with one token poll the same list, all at
+      once and spread over a minute (with POLL_SHARE_SECONDS at 0, then at 60).
 and writes the tables into BENCHMARKS.md between its ``bench:results`` markers.
 
 How the load is made fair (see BENCHMARKS.md): the sandbox runs in its own process (one
@@ -26,6 +28,7 @@ import platform
 import re
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +63,7 @@ class Bench:
         self.workdir = Path(workdir)
         self.sandbox = None
         self.services = []
-        self.results = {"polls": [], "actions": [], "dedupe": None, "memory": None}
+        self.results = {"polls": [], "actions": [], "dedupe": None, "memory": None, "sharing": None}
 
     # -- setup ------------------------------------------------------------------------------
     def service_env(self):
@@ -276,6 +279,54 @@ class Bench:
                                   "samples": samples, "polls": done, "target": target, "seconds": elapsed,
                                   "errors": errors, "pids_same": set(boot) == set(samples[-1]["rss_kb"])}
 
+    # -- (e) shared reads ---------------------------------------------------------------------
+    def sharing(self):
+        zaps, spread = self.args.share_zaps, self.args.share_seconds
+        log(f"(e) shared reads: {zaps} Zaps with one token poll {POLL_TRIGGER}, "
+            f"{self.args.latency_ms:g} ms upstream latency")
+        rows = []
+        for over, share_seconds in ((0.0, 0), (spread, 0), (spread, spread)):
+            name = f"share-{len(rows)}"
+            service = Service(self.sandbox.url, self.workdir / f"{name}.sqlite3", label=name,
+                              env={**self.service_env(), "POLL_SHARE_SECONDS": str(share_seconds)},
+                              log_path=self.workdir / f"{name}.log").start()
+            try:
+                self.sandbox.clear_requests()
+                answers = self.zaps_poll(service, zaps, over)
+                reads = [e for e in self.sandbox.requests_log() if e["method"] == "GET" and e["path"] == "/contacts/"]
+            finally:
+                service.stop()
+            row = {"zaps": zaps, "over_seconds": over, "share_seconds": share_seconds,
+                   "ok": sum(1 for status, _ in answers if status == 200),
+                   "same_page": len({ids for status, ids in answers if status == 200}) == 1,
+                   "ghl_requests": len(reads)}
+            rows.append(row)
+            log(f"  {zaps} Zaps {'at once' if not over else f'over {over:g} s'}, POLL_SHARE_SECONDS={share_seconds:g}: "
+                f"{row['ghl_requests']} GHL requests, {row['ok']} answered 200, same page: {row['same_page']}")
+        self.results["sharing"] = rows
+
+    @staticmethod
+    def zaps_poll(service, zaps, over_seconds):
+        """Each Zap (its own X-Subscriber-Id, one token) polls once; Zap n starts n/zaps of the way
+        through ``over_seconds``. Returns (status, frozenset of item ids) per Zap."""
+        start = time.monotonic() + 0.5
+        answers = [None] * zaps
+
+        def zap(n):
+            time.sleep(max(0.0, start + over_seconds * n / zaps - time.monotonic()))
+            response = requests.post(f"{service.url}/triggers/{POLL_TRIGGER}", json={}, timeout=60,
+                                     headers={"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION,
+                                              "X-Subscriber-Id": f"share-zap-{n}"})
+            ids = frozenset(item["id"] for item in response.json()) if response.status_code == 200 else None
+            answers[n] = (response.status_code, ids)
+
+        threads = [threading.Thread(target=zap, args=(n,)) for n in range(zaps)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return answers
+
     # -- run --------------------------------------------------------------------------------
     def run(self):
         parts = [p.strip() for p in self.args.parts.split(",")]
@@ -287,6 +338,8 @@ class Bench:
                 self.actions()
             if "memory" in parts:
                 self.memory()
+            if "sharing" in parts:
+                self.sharing()
         finally:
             self.stop()
         if "dedupe" in parts:
@@ -377,6 +430,16 @@ def _mean_mib(rss):
     return f"{sum(values) / len(values) / 1024:.1f} MiB" if values else "n/a"
 
 
+def sharing_table(rows):
+    lines = ["| Zaps polling one list with one token | `POLL_SHARE_SECONDS` | answered 200 | same page for all "
+             "| GHL requests |", "|---|---:|---:|---|---:|"]
+    for row in rows:
+        when = "all at once" if not row["over_seconds"] else f"spread evenly over {row['over_seconds']:g} s"
+        lines.append(f"| {row['zaps']}, {when} | {row['share_seconds']:g} | {row['ok']} | "
+                     f"{'yes' if row['same_page'] else 'no'} | **{row['ghl_requests']}** |")
+    return "\n".join(lines)
+
+
 def targets(results, latency_ms):
     """The issue's targets, as ratios from this run."""
     lines = []
@@ -397,6 +460,10 @@ def targets(results, latency_ms):
             worst = max(page["seen_ms"], page["new_ms"])
             lines.append(f"- 1,000-item page deduped: {page['seen_ms']:.1f} ms all seen, {page['new_ms']:.1f} ms "
                          f"all new (target < 20 ms: {'met' if worst < 20 else 'met when seen, MISSED when all new' if page['seen_ms'] < 20 else 'MISSED'})")
+    for row in results.get("sharing") or []:
+        when = "at once" if not row["over_seconds"] else f"over {row['over_seconds']:g} s"
+        lines.append(f"- {row['zaps']} Zaps polling the same list {when}, POLL_SHARE_SECONDS={row['share_seconds']:g}: "
+                     f"{row['ghl_requests']} GHL request{'' if row['ghl_requests'] == 1 else 's'} (measured; no target)")
     memory = results["memory"]
     if memory:
         whole, second_half = memory_growth(memory)
@@ -426,6 +493,8 @@ def render(results, args, started, elapsed, command=None):
                   f"{args.dedupe_repeats})", "", dedupe_table(results["dedupe"])]
     if results["memory"]:
         parts += ["", "### Worker memory", "", memory_table(results["memory"])]
+    if results.get("sharing"):
+        parts += ["", "### Shared reads: GHL requests for the same list", "", sharing_table(results["sharing"])]
     parts += ["", "### Against the targets", "", targets(results, args.latency_ms)]
     return "\n".join(parts)
 
@@ -458,13 +527,15 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=4, help="workers of the gthread configuration")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker of the gthread configuration")
     parser.add_argument("--sandbox-threads", type=int, default=160)
-    parser.add_argument("--parts", default="polls,actions,dedupe,memory")
+    parser.add_argument("--parts", default="polls,actions,dedupe,memory,sharing")
     parser.add_argument("--dedupe-rows", type=int, default=1_000_000)
     parser.add_argument("--dedupe-repeats", type=int, default=7)
     parser.add_argument("--memory-polls", type=int, default=100_000)
     parser.add_argument("--memory-warmup", type=int, default=2_000)
     parser.add_argument("--memory-seconds", type=float, default=600, help="time bound of the memory part")
     parser.add_argument("--memory-concurrency", type=int, default=32)
+    parser.add_argument("--share-zaps", type=int, default=50, help="Zaps polling one list in the sharing part")
+    parser.add_argument("--share-seconds", type=float, default=60, help="the sharing part's spread (and TTL)")
     parser.add_argument("--memory-config", default="procfile", help="which configuration the memory part uses")
     parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"), help="'' to leave BENCHMARKS.md alone")
     parser.add_argument("--json", default="", help="also write the raw results here")

@@ -160,7 +160,8 @@ def test_identical_polls_in_flight_at_once_share_one_ghl_request(tmp_path):
             contact_ids = {frozenset(item["id"] for item in answer.json()) for answer in answers.values()}
             assert len(contact_ids) == 1, "every Zap gets the same, complete first answer"
             ghl_reads = [e for e in sandbox_log(ghl) if e["path"] == "/contacts/"]
-            # Four gunicorn workers take four polls at a time; each wave shares one read.
+            # All 16 arrive while the first read (400 ms) is in flight; a loaded machine may let a few
+            # start before the leader's lease is visible, so this allows some slack (the bench measures it).
             assert len(ghl_reads) <= 8, len(ghl_reads)
         finally:
             service.stop()
