@@ -28,6 +28,12 @@ class ImmediateTransaction:
         return False
 
 
+# Per thread, one connection per (file, row factory), whichever store asks: the dedupe store,
+# the rate budget and shared reads of one thread use the same connection, so a worker holds
+# one page cache per thread instead of one per store and thread.
+_THREAD_CONNECTIONS = threading.local()
+
+
 class SqliteConnections:
     """Thread-local autocommit connections to ``path`` (its folder is created if missing)."""
 
@@ -35,10 +41,17 @@ class SqliteConnections:
         self.path = path
         self.row_factory = row_factory
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._local = threading.local()
+        self._key = (os.path.abspath(path), row_factory)
+
+    @staticmethod
+    def _open():
+        if not hasattr(_THREAD_CONNECTIONS, "by_key"):
+            _THREAD_CONNECTIONS.by_key = {}
+        return _THREAD_CONNECTIONS.by_key
 
     def get(self):
-        conn = getattr(self._local, "conn", None)
+        opened = self._open()
+        conn = opened.get(self._key)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                    check_same_thread=False)
@@ -47,7 +60,7 @@ class SqliteConnections:
             _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
-            self._local.conn = conn
+            opened[self._key] = conn
         return conn
 
     def transaction(self):
@@ -70,10 +83,10 @@ class SqliteConnections:
                     conn.execute(statement)
 
     def close(self):
-        conn = getattr(self._local, "conn", None)
+        """Close this thread's connection (any store of the same file opens a new one when asked)."""
+        conn = self._open().pop(self._key, None)
         if conn is not None:
             conn.close()
-            self._local.conn = None
 
 
 def _switch_to_wal(conn, timeout=BUSY_TIMEOUT_SECONDS):
