@@ -11,11 +11,12 @@ for themselves.
 
 import hashlib
 import json
+import os
 import time
 
 from storage.sqlite import SqliteConnections
 
-LEASE_SECONDS = 30.0
+LEASE_SECONDS = 30.0  # a backstop: a leader whose process died is noticed at once (see _leader_gone)
 WAIT_STEP_SECONDS = 0.02
 # Answers are kept this long past their use (at least the TTL), then pruned at most this often.
 KEEP_SECONDS = 60.0
@@ -36,11 +37,7 @@ class SharedReads:
         self.sleep = sleep
         self._connections = SqliteConnections(path)
         self._last_prune = 0.0
-        self._connections.migrate(
-            "CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-            " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL,"
-            " waiters INTEGER NOT NULL DEFAULT 0);"
-            "CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
+        self._connections.migrate(_create_table)
 
     def _connection(self):
         return self._connections.get()
@@ -57,9 +54,21 @@ class SharedReads:
         """True when this caller becomes the leader for ``key``."""
         conn = self._connection()
         cursor = conn.execute(
-            "INSERT INTO shared_reads (key, owner, lease_until) VALUES (?, ?, ?)"
+            "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until, owner = excluded.owner,"
-            " waiters = 0 WHERE shared_reads.lease_until < ?", (key, owner, now + LEASE_SECONDS, now))
+            " leader_pid = excluded.leader_pid, waiters = 0 WHERE shared_reads.lease_until < ?",
+            (key, owner, now + LEASE_SECONDS, os.getpid(), now))
+        return cursor.rowcount == 1
+
+    def _leader_gone(self, key):
+        """End the lease of a leader whose process no longer exists (a gunicorn worker killed
+        mid-read), so its followers need not wait out the lease; True if it did."""
+        row = self._connection().execute(
+            "SELECT leader_pid FROM shared_reads WHERE key = ? AND lease_until > 0", (key,)).fetchone()
+        if row is None or row[0] is None or row[0] == os.getpid() or _process_exists(row[0]):
+            return False
+        cursor = self._connection().execute(
+            "UPDATE shared_reads SET lease_until = 0 WHERE key = ? AND leader_pid = ?", (key, row[0]))
         return cursor.rowcount == 1
 
     def _wait_for_leader(self, key, now):
@@ -101,6 +110,8 @@ class SharedReads:
                 self._publish(key, status, body, headers)
                 self._maybe_prune()
                 return status, body, headers
+            if self._leader_gone(key):
+                continue
             if not waiting:
                 waiting = self._wait_for_leader(key, now)
             if now >= deadline:
@@ -127,3 +138,27 @@ class SharedReads:
         if now - self._last_prune >= PRUNE_EVERY_SECONDS:
             self._last_prune = now
             self.prune(now - max(self.ttl, KEEP_SECONDS))
+
+
+COLUMNS = ("key", "owner", "status", "body", "headers", "fetched_at", "lease_until", "waiters", "leader_pid")
+
+
+def _create_table(conn):
+    # The table only holds answers for a minute or so: one of another shape is dropped, not migrated.
+    present = tuple(row[1] for row in conn.execute("PRAGMA table_info(shared_reads)"))
+    if present and present != COLUMNS:
+        conn.execute("DROP TABLE shared_reads")
+    conn.execute("CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+                 " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL,"
+                 " waiters INTEGER NOT NULL DEFAULT 0, leader_pid INTEGER)")
+    conn.execute("CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True

@@ -1,5 +1,8 @@
 """Fewer GHL calls for the same answers: the per-location budget and shared reads."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -105,6 +108,27 @@ def test_without_a_ttl_an_answer_is_stored_only_for_a_caller_waiting_on_it(tmp_p
     answers.append(follower.read("owner", "k", follower_fetch, time.time() + 5))
     leader.join(5)
     assert fetched == ["leader"] and [a[1] for a in answers] == [{"n": 2}, {"n": 2}]
+
+
+def test_a_leader_whose_process_died_does_not_hold_its_followers(tmp_path):
+    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=0)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    # A gunicorn worker took the lease for 30 s and was SIGKILLed before answering.
+    reads._connection().execute(
+        "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES ('k', 'owner', ?, ?)",
+        (time.time() + 30, dead.pid))
+    started = time.monotonic()
+    answer = reads.read("owner", "k", lambda: (200, {"fresh": True}, {}), deadline=time.time() + 20)
+    assert answer[1] == {"fresh": True} and time.monotonic() - started < 2
+
+    # A live leader (this test's parent process stands in for another worker) is waited for.
+    reads._connection().execute(
+        "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES ('k', 'owner', ?, ?)",
+        (time.time() + 30, os.getppid()))
+    started = time.monotonic()
+    reads.read("owner", "k", lambda: (200, {"own": True}, {}), deadline=time.time() + 0.5)
+    assert time.monotonic() - started >= 0.5, "it waited for the live leader until its deadline"
 
 
 def test_a_failed_read_is_not_shared(tmp_path):
