@@ -423,7 +423,7 @@ def memory_growth(memory):
     """Per worker (MiB): growth from the end of warm-up to the end, and over the second half."""
     samples = memory["samples"]
     first, last = samples[0]["rss_kb"], samples[-1]["rss_kb"]
-    middle = min(samples, key=lambda s: abs(s["polls"] - memory["polls"] / 2))["rss_kb"]
+    middle = _middle_sample(memory)
     whole = [((last.get(p) or 0) - (first.get(p) or 0)) / 1024 for p in first]
     half = [((last.get(p) or 0) - (middle.get(p) or 0)) / 1024 for p in first]
     return whole, half
@@ -431,10 +431,13 @@ def memory_growth(memory):
 
 def plateau_growth(memory):
     """Growth (MiB) of the highest worker RSS from the middle of the run to its end."""
-    samples = memory["samples"]
-    middle = min(samples, key=lambda s: abs(s["polls"] - memory["polls"] / 2))["rss_kb"]
-    highest = [max((v or 0) for v in rss.values()) for rss in (middle, samples[-1]["rss_kb"])]
-    return (highest[1] - highest[0]) / 1024
+    middle, last = _middle_sample(memory), memory["samples"][-1]["rss_kb"]
+    return (max((v or 0) for v in last.values()) - max((v or 0) for v in middle.values())) / 1024
+
+
+def _middle_sample(memory):
+    """Per-worker RSS of the sample taken closest to half of the run's polls."""
+    return min(memory["samples"], key=lambda s: abs(s["polls"] - memory["polls"] / 2))["rss_kb"]
 
 
 def _mean_mib(rss):

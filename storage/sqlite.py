@@ -44,13 +44,13 @@ class SqliteConnections:
         self._key = (os.path.abspath(path), row_factory)
 
     @staticmethod
-    def _open():
+    def _thread_connections():
         if not hasattr(_THREAD_CONNECTIONS, "by_key"):
             _THREAD_CONNECTIONS.by_key = {}
         return _THREAD_CONNECTIONS.by_key
 
     def get(self):
-        opened = self._open()
+        opened = self._thread_connections()
         conn = opened.get(self._key)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
@@ -84,7 +84,7 @@ class SqliteConnections:
 
     def close(self):
         """Close this thread's connection (any store of the same file opens a new one when asked)."""
-        conn = self._open().pop(self._key, None)
+        conn = self._thread_connections().pop(self._key, None)
         if conn is not None:
             conn.close()
 

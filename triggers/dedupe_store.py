@@ -67,9 +67,6 @@ class SqliteDedupeStore(DedupeStore):
     def _connection(self):
         return self._connections.get()
 
-    def _db(self):
-        return sqlite_utils.Database(self._connection())
-
     @staticmethod
     def _create_tables(conn):
         db = sqlite_utils.Database(conn)
