@@ -1,7 +1,6 @@
 """The application factory. Nothing is created at import: ``create_app`` builds it all."""
 
 import hmac
-import logging
 
 from flask import Flask, request
 
@@ -10,6 +9,7 @@ from ghl.client import client_from_settings
 from server.config import load_settings
 from server.errors import error_response, register_error_handlers
 from server.json_provider import FastJsonProvider
+from server.log_setup import configure_logging
 from server.secrets import load_secret_key
 from triggers.dedupe_store import SqliteDedupeStore
 
@@ -51,11 +51,10 @@ def _require_connector_key(app):
 def create_app(test_config=None, environ=None):
     """Build the Flask app: settings from the environment, then ``test_config`` overrides."""
     settings = load_settings(environ).with_overrides(test_config)
-    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask(__name__)
     app.json = FastJsonProvider(app)
-    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     catalog = load_catalog()
     secret_key = load_secret_key(settings)
     app.extensions["ghl_zapier"] = Services(

@@ -24,6 +24,8 @@ class Settings:
     secret_key: str = ""
     port: int = 8000
     log_level: str = "INFO"
+    # The largest request body a client may send (bytes); larger ones answer 413 before parsing.
+    max_body_bytes: int = 1024 * 1024
     # GHL client: connect/read timeouts and a budget that ends well inside Zapier's 30 s.
     ghl_connect_timeout: float = 3.05
     ghl_read_timeout: float = 10.0
@@ -50,6 +52,8 @@ class Settings:
     hook_tick_seconds: float = 1.0
     hook_lease_seconds: int = 60
     hook_delivery_timeout: float = 10.0
+    # How many REST-hook subscriptions one credential (a token, or an OAuth connection) may hold.
+    hook_max_per_credential: int = 200
 
     def with_overrides(self, overrides):
         known = {f.name for f in fields(self)}
@@ -63,11 +67,6 @@ def _bool(value):
 def _int(environ, name, default):
     value = environ.get(name, "").strip()
     return int(value) if value else default
-
-
-def _float(environ, name, default):
-    value = environ.get(name, "").strip()
-    return float(value) if value else default
 
 
 def _float(environ, name, default):
@@ -90,6 +89,7 @@ def load_settings(environ=None):
         secret_key=environ.get("SECRET_KEY", "").strip(),
         port=_int(environ, "PORT", defaults.port),
         log_level=(environ.get("LOG_LEVEL", "").strip() or defaults.log_level).upper(),
+        max_body_bytes=max(1024, _int(environ, "MAX_BODY_BYTES", defaults.max_body_bytes)),
         ghl_max_seconds=_float(environ, "GHL_MAX_SECONDS", defaults.ghl_max_seconds),
         ghl_burst_max=_int(environ, "GHL_BURST_MAX", defaults.ghl_burst_max),
         ghl_burst_window_seconds=_float(environ, "GHL_BURST_WINDOW_SECONDS", defaults.ghl_burst_window_seconds),
@@ -104,4 +104,5 @@ def load_settings(environ=None):
         hook_tick_seconds=max(0.1, _float(environ, "HOOK_TICK_SECONDS", defaults.hook_tick_seconds)),
         hook_lease_seconds=max(5, _int(environ, "HOOK_LEASE_SECONDS", defaults.hook_lease_seconds)),
         hook_delivery_timeout=max(1.0, _float(environ, "HOOK_DELIVERY_TIMEOUT", defaults.hook_delivery_timeout)),
+        hook_max_per_credential=max(1, _int(environ, "HOOK_MAX_PER_CREDENTIAL", defaults.hook_max_per_credential)),
     )

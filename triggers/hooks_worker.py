@@ -27,6 +27,7 @@ from catalog.registry import load_catalog
 from ghl.client import client_from_settings
 from ghl.errors import GhlError
 from server.config import load_settings
+from server.log_setup import configure_logging
 from triggers import hook_delivery
 from triggers.dedupe_store import SqliteDedupeStore
 from triggers.hooks_store import SqliteHookStore, TokenCipher, TokenUnreadable
@@ -159,8 +160,7 @@ def build_worker(settings):
 
 def main():
     settings = load_settings()
-    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    configure_logging(settings.log_level, "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
     # A tick that outlasts its interval is normal here (one at a time, by design), not a warning.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     if not settings.secret_key:

@@ -30,13 +30,19 @@ def request_inputs():
             values = request.args.getlist(key)
             inputs[key] = values if len(values) > 1 else values[0]
         return inputs
+    return json_body_object("The request body must be a JSON object of inputs.")
+
+
+def json_body_object(message, required=False):
+    """The request's JSON body, which must be an object; ``{}`` for an empty body unless ``required``.
+    ``message`` says what the object should hold, for the 400 answer."""
     if not request.data:
+        if required:
+            raise ApiError(400, "invalid_json", message)
         return {}
     body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object of inputs.")
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object of inputs.")
+        raise ApiError(400, "invalid_json", message)
     return body
 
 

@@ -5,12 +5,12 @@ performList for instant triggers. The worker (``triggers.hooks_worker``) does th
 import hmac
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from catalog.inputs import fill_location, validate_inputs
 from server.app import services
 from server.errors import ApiError
-from server.routes.caller import bearer_token, location_header, operation, request_inputs
+from server.routes.caller import bearer_token, json_body_object, location_header, operation, request_inputs
 from triggers.hook_delivery import InvalidTargetUrl, check_target_url
 from triggers.hooks_store import SqliteHookStore, TokenCipher, iso_time, new_hook_id, scope_for_hook
 from triggers.poll import PollLimits, poll_into_backlog, sample_items, subscriber_for_token
@@ -36,11 +36,8 @@ def _hook_store(secret):
 
 
 def _json_object():
-    body = request.get_json(silent=True) if request.data else None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json",
-                       'The request body must be a JSON object: {"trigger", "target_url", "inputs"}.')
-    return body
+    return json_body_object('The request body must be a JSON object: {"trigger", "target_url", "inputs"}.',
+                            required=True)
 
 
 def _trigger_inputs(record, raw):
