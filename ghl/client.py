@@ -103,12 +103,15 @@ class GhlClient:
         return hmac.new(self._secret, token.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     def budget_for(self, token, query, body):
-        """GHL counts requests per location: the one the request names, else the token's own."""
+        """The budget a request spends: the location it names (GHL counts per location), kept per
+        token, so a caller GHL has not accepted (a bogus token naming someone else's location)
+        spends only its own slots and never delays that location's real callers."""
+        owner = self.token_owner(token)
         for source in (query or {}, body if isinstance(body, dict) else {}):
             for name in LOCATION_PARAMS:
                 if source.get(name):
-                    return f"location:{source[name]}"
-        return f"token:{self.token_owner(token)}"
+                    return f"location:{source[name]}:token:{owner}"
+        return f"token:{owner}"
 
     def url_for(self, path):
         """The absolute URL for an already-encoded GHL ``path``; refuses anything off ``base_url``."""
