@@ -8,8 +8,10 @@ leave ``GHL_BASE_URL`` or climb out of the path it names.
 import re
 
 from catalog.inputs import InvalidInput, validate_inputs
+from ghl.request_builder import check_url_length, query_string_chars
 
-SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~\-/:@]*$")
+SAFE_PATH = re.compile(r"/[A-Za-z0-9._~\-/:@]*")
+MAX_PATH_CHARS = 2048
 
 API_REQUEST = {
     "key": "api_request",
@@ -44,7 +46,9 @@ API_REQUEST = {
 
 def check_relative_path(path):
     """None when ``path`` is a safe relative GHL path, else what is wrong with it."""
-    if not SAFE_PATH.match(path) or path.startswith("//"):
+    if len(path) > MAX_PATH_CHARS:
+        return f"must be at most {MAX_PATH_CHARS} characters"
+    if not SAFE_PATH.fullmatch(path) or path.startswith("//"):
         return "must be a relative GHL path such as /contacts/abc123 (letters, digits and - _ . ~ / : @ only)"
     if any(segment in (".", "..") for segment in path.split("/")):
         return "must not contain . or .. segments"
@@ -59,6 +63,7 @@ def run_api_request(client, raw_inputs, token):
     query = inputs.get("query")
     if query is not None and not isinstance(query, dict):
         raise InvalidInput({"query": "must be a JSON object"})
+    check_url_length(inputs["path"], query, {"path": len(inputs["path"]), "query": query_string_chars(query)})
     method = inputs["method"]
     body = inputs.get("body") if method in ("POST", "PUT", "PATCH") else None
     response = client.request(method, inputs["path"], token, version=inputs.get("version"), query=query, body=body)

@@ -225,7 +225,7 @@ class DrillConfig:
     drain_seconds: float = 150.0
     settle_seconds: float = 3.0
     workers: int = None  # None: the Procfile's
-    threads: int = None  # None: the Procfile's worker class; N: gthread with N threads (the proposal)
+    threads: int = None  # None: the Procfile's gevent workers; N: gthread with N threads (the line before issue 10)
     seed: int = None
     keep_workdir: bool = False
     include_hooks: bool = True

@@ -3,7 +3,8 @@
 ``SandboxProcess``: the sandbox (``bench.sandbox_server``) on a free loopback port, in its own
 process, with helpers for its ``/_sandbox`` controls. ``Service``: the service exactly as the
 ``Procfile``'s ``web:`` line runs it (gunicorn on the app factory), bound to loopback, with
-optional overrides (workers, threads) for comparing configurations; it knows its worker pids,
+optional overrides (workers, connections per worker, or extra gunicorn arguments such as another
+worker class) for comparing configurations; it knows its worker pids,
 their resident memory, and can SIGKILL one (the master starts a replacement).
 Everything binds 127.0.0.1 and every process started here is stopped by the object that
 started it.
@@ -142,11 +143,12 @@ class SandboxProcess:
         return self.control("DELETE", "/requests")
 
 
-def procfile_web_command(port, procfile=ROOT / "Procfile", workers=None):
+def procfile_web_command(port, procfile=ROOT / "Procfile", workers=None, connections=None):
     """The Procfile's ``web:`` command as an argv list, bound to 127.0.0.1:``port``.
 
-    ``$PORT`` and ``${WEB_CONCURRENCY:-N}`` are filled as the platform would; ``gunicorn`` is run
-    with this interpreter (``python -m gunicorn``) so the venv's packages are the ones used.
+    ``$PORT``, ``${HOST:-…}``, ``${WEB_CONCURRENCY:-N}`` and ``${WEB_CONNECTIONS:-N}`` are filled
+    as the platform would; ``gunicorn`` is run with this interpreter (``python -m gunicorn``) so
+    the venv's packages are the ones used.
     """
     line = next((text for text in Path(procfile).read_text().splitlines() if text.startswith("web:")), None)
     if line is None:
@@ -154,7 +156,10 @@ def procfile_web_command(port, procfile=ROOT / "Procfile", workers=None):
     env = dict(os.environ)
     if workers:
         env["WEB_CONCURRENCY"] = str(workers)
+    if connections:
+        env["WEB_CONNECTIONS"] = str(connections)
     env["PORT"] = str(port)
+    env["HOST"] = "127.0.0.1"
     command = expand_command(line.partition(":")[2].strip(), env)
     argv = shlex.split(command)
     argv = [arg.replace("0.0.0.0:", "127.0.0.1:") for arg in argv]
@@ -195,15 +200,19 @@ def children_of(pid):
 
 
 class Service:
-    """The service under gunicorn as the Procfile runs it (``extra_args`` are appended, so a
-    later ``--workers``/``--threads`` overrides the Procfile's), on a loopback port."""
+    """The service under gunicorn as the Procfile runs it, on a loopback port. ``extra_args`` are
+    appended, so a later option overrides the Procfile's (``--worker-class gthread --threads 16``
+    runs the threaded workers the Procfile used before issue 10); ``procfile`` names another file
+    to take the ``web:`` line from."""
 
     def __init__(self, ghl_url, database_path, workers=None, extra_args=(), env=None, log_path=None,
-                 label="procfile"):
+                 label="procfile", connections=None, procfile=ROOT / "Procfile"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.label = label
         self.workers = workers
+        self.connections = connections
+        self.procfile = procfile
         self.extra_args = list(extra_args)
         self.log_path = log_path
         self.env = {**os.environ, "GHL_BASE_URL": ghl_url, "DATABASE_PATH": str(database_path),
@@ -214,7 +223,8 @@ class Service:
 
     @property
     def argv(self):
-        return procfile_web_command(self.port, workers=self.workers) + self.extra_args
+        return procfile_web_command(self.port, self.procfile, workers=self.workers,
+                                    connections=self.connections) + self.extra_args
 
     def start(self, timeout=60):
         log = _open_log(self.log_path)

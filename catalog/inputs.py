@@ -4,19 +4,41 @@ Every problem is collected, so the caller answers them all at once:
 ``InvalidInput.fields`` maps an input key to what is wrong with it.
 """
 
-import json
+import math
 from datetime import datetime
+
+from server.request_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS, JsonRefused, parse_json
 
 TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off"}
 UNSAFE_PATH_VALUES = {".", ".."}
+MAX_PATH_VALUE_CHARS = 512
+# An answer names at most this many problems (then how many more), each cut short.
+MAX_LISTED_PROBLEMS = 25
+MAX_KEY_CHARS = 64
+MAX_PROBLEM_CHARS = 300
+
+
+def _short(text, limit):
+    """``text`` cut to ``limit`` characters in the middle, where keys differ least often."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[:limit - tail - 1] + "…" + text[-tail:]
 
 
 class InvalidInput(ValueError):
+    """``fields``: input key -> problem, the first MAX_LISTED_PROBLEMS of those given (in order);
+    ``omitted``: how many more there were."""
+
     def __init__(self, fields, message=None):
-        self.fields = fields
-        names = ", ".join(f"{k} ({v})" for k, v in sorted(fields.items()))
-        super().__init__(message or f"Some inputs are missing or invalid: {names}")
+        listed = list(fields.items())[:MAX_LISTED_PROBLEMS]
+        self.fields = {_short(key, MAX_KEY_CHARS): _short(problem, MAX_PROBLEM_CHARS) for key, problem in listed}
+        self.omitted = len(fields) - len(self.fields)
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(self.fields.items()))
+        more = f", and {self.omitted:,} more" if self.omitted else ""
+        super().__init__(message or f"Some inputs are missing or invalid: {names}{more}")
 
 
 def _is_blank(value):
@@ -44,12 +66,14 @@ def _as_integer(value):
 def _as_number(value):
     if isinstance(value, bool):
         raise ValueError("must be a number")
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and math.isfinite(value):
         return value
     try:
         number = float(str(value).strip())
     except ValueError:
         raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
     return int(number) if number.is_integer() and "." not in str(value) else number
 
 
@@ -77,14 +101,20 @@ def _as_datetime(value):
     return text
 
 
+JSON_PROBLEMS = {
+    "json_too_deep": f"must be JSON nested at most {MAX_JSON_DEPTH} levels deep",
+    "too_many_items": f"must be JSON of at most {MAX_JSON_ITEMS:,} keys and list items",
+}
+
+
 def _as_json(value):
     if isinstance(value, (dict, list)):
         return value
     if isinstance(value, str):
         try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise ValueError("must be JSON") from None
+            parsed = parse_json(value)
+        except JsonRefused as refused:
+            raise ValueError(JSON_PROBLEMS.get(refused.code, "must be JSON")) from None
         if isinstance(parsed, (dict, list)):
             return parsed
     raise ValueError("must be a JSON object or list")
@@ -125,6 +155,8 @@ def _coerce(field, value):
         for v in values:
             if str(v).strip() in UNSAFE_PATH_VALUES:
                 raise ValueError("is not a valid id")
+            if len(str(v)) > MAX_PATH_VALUE_CHARS:
+                raise ValueError(f"must be at most {MAX_PATH_VALUE_CHARS} characters")
     return values if field.get("list") else values[0]
 
 
@@ -145,9 +177,6 @@ def validate_inputs(record, raw):
         raise InvalidInput({}, "The inputs must be a JSON object.")
     problems = {}
     declared = {f["key"]: f for f in record["inputs"]}
-    for key in raw:
-        if key not in declared:
-            problems[key] = "unknown input"
     clean = {}
     for key, field in declared.items():
         value = raw.get(key)
@@ -166,6 +195,8 @@ def validate_inputs(record, raw):
         if (id_key in clean) != (value_key in clean) and id_key not in problems and value_key not in problems:
             missing = value_key if id_key in clean else id_key
             problems[missing] = "required when the other half of this custom field is given"
+    # After the declared inputs' problems, so a flood of unknown keys cannot hide them.
+    problems.update((key, "unknown input") for key in raw if key not in declared)
     if problems:
         raise InvalidInput(problems)
     return clean

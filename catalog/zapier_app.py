@@ -535,7 +535,7 @@ def package_json(server_url, version=DEFAULT_APP_VERSION):
         "description": f"GoHighLevel (GHL) API v2 for Zapier, through the service at {server_url.rstrip('/')}.",
         "main": "index.js",
         "private": True,
-        "engines": {"node": ">=18"},
+        "engines": {"node": ">=20"},
         "dependencies": {"zapier-platform-core": ZAPIER_PLATFORM_VERSION},
     }
 

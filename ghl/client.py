@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 LOCATION_PARAMS = ("locationId", "location_id", "altId")
+# A path segment that is a word: lowercase, camelCase humps, or kebab/snake parts; never digits.
+_PATH_WORD = re.compile(r"[a-z]+(?:[A-Z][a-z]+|[-_][a-z]+)*")
 RATE_LIMIT_HEADERS = (
     "X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining", "X-RateLimit-Interval-Milliseconds",
     "X-RateLimit-Max", "X-RateLimit-Remaining",
@@ -158,8 +161,8 @@ class GhlClient:
             error = GhlError(502, "ghl_unreachable", "GHL could not be reached.")
             raise _Retry(error, True, self._backoff_wait(attempt)) from None
 
-        log.info("ghl %s %s -> %s (rate remaining %s)", method, urlsplit(url).path, response.status_code,
-                 response.headers.get("X-RateLimit-Remaining", "?"))
+        log.info("ghl %s %s -> %s (rate remaining %s)", method, loggable_path(urlsplit(url).path),
+                 response.status_code, response.headers.get("X-RateLimit-Remaining", "?"))
         if response.status_code < 400:
             return GhlResponse(response.status_code, _json_body(response), dict(response.headers))
         retry_after = _retry_after_seconds(response.headers)
@@ -245,6 +248,12 @@ def pooled_session(base_url, pool_size=32):
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def loggable_path(path):
+    """``path`` with every segment that is not a plain word (``contacts``, ``customFields``,
+    ``free-slots``) shown as ``*``: ids, emails, phones and other values never reach the log."""
+    return "/".join(part if not part or _PATH_WORD.fullmatch(part) else "*" for part in path.split("/"))
 
 
 def _may_have_been_sent(exc):

@@ -2,9 +2,13 @@
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
+
+from catalog.inputs import InvalidInput
 
 PATH_PARAM = re.compile(r"{([^}]+)}")
+# GHL's URLs stay well inside what proxies accept (8 KiB request lines are common).
+MAX_URL_CHARS = 4096
 
 
 @dataclass
@@ -29,6 +33,19 @@ def query_value(value):
     if isinstance(value, list):
         return [query_value(v) for v in value]
     return value
+
+
+def query_string_chars(query):
+    return len(urlencode(query, doseq=True)) if query else 0
+
+
+def check_url_length(path, query, shares):
+    """InvalidInput when ``path`` and ``query`` make a URL over MAX_URL_CHARS, naming the input
+    with the largest share (``shares``: input key -> characters it adds)."""
+    if len(path) + 1 + query_string_chars(query) <= MAX_URL_CHARS:
+        return
+    key = max(shares, key=shares.get)
+    raise InvalidInput({key: f"makes the GHL request's URL longer than {MAX_URL_CHARS:,} characters"})
 
 
 def _nest(body, dotted, value):
@@ -56,6 +73,7 @@ def build_request(record, inputs):
     path_values = {}
     query = {}
     body = {}
+    shares = {}
     for spec in record["inputs"]:
         if spec["key"] not in inputs:
             continue
@@ -63,14 +81,18 @@ def build_request(record, inputs):
         name = spec.get("field", spec["key"])
         if spec["in"] == "path":
             path_values[name] = encode_segment(value)
+            shares[spec["key"]] = len(path_values[name])
         elif spec["in"] == "query":
             query[name] = query_value(value)
+            shares[spec["key"]] = query_string_chars({name: query[name]})
         elif spec["in"] == "body":
             _nest(body, name, value)
     custom_fields = custom_fields_list(record, inputs)
     if custom_fields:
         body["customFields"] = custom_fields
     path = PATH_PARAM.sub(lambda m: path_values[m.group(1)], record["path"])
+    if shares:
+        check_url_length(path, query, shares)
     takes_body = record["method"] in ("POST", "PUT", "PATCH") or bool(body)
     if takes_body and record.get("body_as_list"):
         body = [body]

@@ -1,8 +1,8 @@
 """A terminal way in: run one trigger or action once and print the result as JSON.
 
-    GHL_TOKEN=... python -m server.cli trigger get_contact contactId=abc
-    GHL_TOKEN=... python -m server.cli action create_contact locationId=loc1 email=a@example.com
-    python -m server.cli list --kind trigger
+    GHL_TOKEN=... .venv/bin/python -m server.cli trigger get_contact contactId=abc
+    GHL_TOKEN=... .venv/bin/python -m server.cli action create_contact locationId=loc1 email=a@example.com
+    .venv/bin/python -m server.cli list --kind trigger
 
 Inputs are ``key=value`` pairs (a value that parses as JSON is used as JSON) or ``--json '{...}'``.
 A trigger runs in sample mode (nothing recorded) unless ``--live`` is given, which polls
@@ -19,6 +19,7 @@ from actions.execute import run_operation
 from catalog.inputs import InvalidInput, fill_location, validate_inputs
 from catalog.registry import load_catalog
 from ghl.client import client_from_settings
+from ghl.credentials import credential_id
 from ghl.errors import GhlError
 from server.config import load_settings
 from server.secrets import load_secret_key
@@ -42,7 +43,7 @@ def parse_inputs(pairs, raw_json):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m server.cli", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=".venv/bin/python -m server.cli", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("trigger", "action"):
         run = sub.add_parser(name, help=f"run one {name} once")
@@ -71,7 +72,7 @@ def main(argv=None, out=sys.stdout):
     kinds = ("trigger",) if args.command == "trigger" else ("action", "search")
     record = catalog.get(args.key)
     if record is None or record["kind"] not in kinds:
-        print(f"error: no {args.command} called {args.key!r}; try: python -m server.cli list", file=sys.stderr)
+        print(f"error: no {args.command} called {args.key!r}; try: .venv/bin/python -m server.cli list", file=sys.stderr)
         return 2
     token = os.environ.get("GHL_TOKEN") or (SANDBOX_TOKEN if settings.using_sandbox else "")
     if not token:
@@ -79,10 +80,11 @@ def main(argv=None, out=sys.stdout):
         return 2
     try:
         inputs = validate_inputs(record, fill_location(record, parse_inputs(args.inputs, args.json), args.location))
-        client = client_from_settings(settings, secret=load_secret_key(settings))
+        secret = load_secret_key(settings)
+        client = client_from_settings(settings, secret=secret)
         if args.command == "trigger":
             store = SqliteDedupeStore(settings.database_path)
-            scope = scope_for(f"cli:{args.subscriber}", record["key"], inputs)
+            scope = scope_for(credential_id(secret, token), record["key"], inputs, subscriber=f"cli:{args.subscriber}")
             result = poll_once(client, store, record, inputs, token, scope, PollLimits.from_settings(settings),
                                mode=LIVE if args.live else SAMPLE)
         else:

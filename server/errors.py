@@ -1,14 +1,20 @@
 """Every error leaves the service as JSON ``{"error": {"code", "message", ...}}``."""
 
 import logging
+import sqlite3
+import traceback
 
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from catalog.inputs import InvalidInput
 from ghl.errors import GhlError
+from storage.sqlite import is_busy, is_storage_fault
 
 log = logging.getLogger(__name__)
+
+# How long a client should wait after the database failed (a fault clears, or a restart happens).
+STORAGE_RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -52,8 +58,19 @@ def _http_error(exc):
     return error_response(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
 
+def _storage_error(exc):
+    if not (is_storage_fault(exc) or is_busy(exc)):
+        return _unexpected(exc)  # a statement's own error is a bug, not an outage
+    log.warning("storage unavailable: %s", getattr(exc, "sqlite_errorname", type(exc).__name__))
+    return error_response(503, "storage_unavailable",
+                          "The service's database is unavailable right now; try again shortly.",
+                          headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})
+
+
 def _unexpected(exc):
-    log.exception("unhandled error")
+    # The exception's text may quote inputs (emails, phones, URLs): log its type and where it was raised.
+    log.error("unhandled error: %s\n%s", type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
     return error_response(500, "internal_error", "Something went wrong inside the service; it has been logged.")
 
 
@@ -62,4 +79,5 @@ def register_error_handlers(app):
     app.register_error_handler(InvalidInput, _invalid_input)
     app.register_error_handler(GhlError, _ghl_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.Error, _storage_error)
     app.register_error_handler(Exception, _unexpected)

@@ -2,7 +2,7 @@
 
 The key names token holders without revealing tokens (an HMAC) and, for REST hooks,
 encrypts stored tokens. Deployments set ``SECRET_KEY``; ``make run`` and tests use the key
-file, created once with owner-only permissions.
+file, created once with owner-only permissions (0600, in a folder created 0700).
 """
 
 import os
@@ -25,7 +25,7 @@ def load_secret_key(settings, create=True):
         return path.read_text().strip()
     if not create:
         return ""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

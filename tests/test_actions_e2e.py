@@ -154,7 +154,8 @@ def test_api_request_calls_a_relative_ghl_path(client, auth, sandbox_reset):
 
 
 @pytest.mark.parametrize("path", ["https://evil.test/x", "//evil.test/x", "/contacts/../oauth", "/a/%2e%2e/b",
-                                  "/contacts?x=1", "contacts", "/a\\b"])
+                                  "/contacts?x=1", "contacts", "/a\\b", "/contacts/..\n", "/contacts/\n",
+                                  "/contacts/" + "a" * 3000])
 def test_api_request_refuses_paths_that_could_leave_ghl(path, client, auth, sandbox_reset):
     requests.delete(f"{sandbox_reset.url}/_sandbox/requests", timeout=5)
     response = client.post("/actions/api_request", headers=auth, json={"method": "GET", "path": path})
@@ -186,3 +187,23 @@ def test_a_429_is_retried_and_then_succeeds(client, auth, sandbox_reset, monkeyp
                                                                  "path_prefix": "/contacts"}], timeout=5)
     response = client.post("/actions/create_contact", headers=auth, json={"email": "patient@example.com"})
     assert response.status_code == 200 and response.json["email"] == "patient@example.com"
+
+
+@pytest.mark.parametrize("inputs, named", [
+    ({"contactId": "c" * 600, "firstName": "x"}, "contactId"),
+    ({"contactId": "c" * 900_000, "firstName": "x"}, "contactId"),
+])
+def test_oversized_path_values_are_refused_before_ghl(client, auth, sandbox_reset, inputs, named):
+    requests.delete(f"{sandbox_reset.url}/_sandbox/requests", timeout=5)
+    response = client.post("/actions/update_contact", headers=auth, json=inputs)
+    assert response.status_code == 400 and set(response.json["error"]["fields"]) == {named}
+    assert "512 characters" in response.json["error"]["fields"][named] and len(response.data) < 1000
+    assert received(sandbox_reset) == []
+
+
+def test_api_request_refuses_a_ghl_url_over_the_bound_naming_the_input(client, auth, sandbox_reset):
+    requests.delete(f"{sandbox_reset.url}/_sandbox/requests", timeout=5)
+    response = client.post("/actions/api_request", headers=auth, json={
+        "method": "GET", "path": "/contacts/", "query": {"locationId": LOCATION, "q": "a" * 5000}})
+    assert response.status_code == 400 and list(response.json["error"]["fields"]) == ["query"]
+    assert received(sandbox_reset) == []

@@ -11,13 +11,14 @@ import pytest
 
 from catalog.registry import load_catalog
 from ghl.client import GhlResponse
+from ghl.credentials import credential_id
 from server.config import Settings
 from triggers import hook_delivery
 from triggers.dedupe_store import SqliteDedupeStore
 from triggers.hook_delivery import InvalidTargetUrl, check_target_url, retry_after_seconds, retry_delay
 from triggers.hooks_store import SqliteHookStore, TokenCipher, TokenUnreadable, new_hook_id, scope_for_hook
 from triggers.hooks_worker import HookWorker
-from triggers.poll import poll_into_backlog, subscriber_for_token
+from triggers.poll import poll_into_backlog
 
 SECRET = "unit-test-secret"
 TOKEN = "pit-0123456789-very-secret-token"
@@ -29,7 +30,7 @@ def make_store(path, secret=SECRET):
 
 def subscribe(store, now=1000.0, interval=60):
     return store.create(new_hook_id(), "list_contacts_deprecated", {"locationId": "loc"}, TOKEN,
-                        subscriber_for_token(SECRET, TOKEN), "https://hooks.zapier.com/h/1", interval, now)
+                        credential_id(SECRET, TOKEN), "https://hooks.zapier.com/h/1", interval, now)
 
 
 def database_bytes(path):
@@ -45,7 +46,7 @@ def test_the_token_is_stored_encrypted_and_only_the_right_key_reads_it(tmp_path)
     assert store.token(store.get(subscription.id)) == TOKEN
     with pytest.raises(TokenUnreadable):
         make_store(path, secret="another-secret").token(store.get(subscription.id))
-    assert subscription.owner == subscriber_for_token(SECRET, TOKEN) and TOKEN not in subscription.owner
+    assert subscription.owner == credential_id(SECRET, TOKEN) and TOKEN not in subscription.owner
 
 
 def test_the_same_token_encrypts_differently_each_time():
@@ -238,7 +239,7 @@ def rig(tmp_path):
     hook_id = new_hook_id()
     poll_into_backlog(ghl, dedupe, record, {"locationId": "loc"}, TOKEN, scope_for_hook(hook_id),
                       worker.limits, seed=True)
-    hooks.create(hook_id, record["key"], {"locationId": "loc"}, TOKEN, subscriber_for_token(SECRET, TOKEN),
+    hooks.create(hook_id, record["key"], {"locationId": "loc"}, TOKEN, credential_id(SECRET, TOKEN),
                  "https://hooks.zapier.com/h/1", 60, time.time() - 120)
     return SimpleNamespace(worker=worker, ghl=ghl, target=target, hooks=hooks, dedupe=dedupe, id=hook_id,
                            make_due=lambda: hooks._connection().execute(

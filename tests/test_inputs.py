@@ -98,3 +98,51 @@ def test_every_operation_that_takes_a_location_marks_its_location_input():
         marked = [f for f in record["inputs"] if f.get("location")]
         if {"locationId", "location_id"} & names:
             assert marked, f"{record['key']} takes a location but marks no input as the location"
+
+
+def test_problems_are_listed_up_to_a_bound_then_counted():
+    record = CATALOG.get("create_contact")
+    raw = {f"unknown_{n:05d}": 1 for n in range(10_000)}
+    raw.update({"locationId": "loc1", "dnd": "maybe", "k" * 100_000: 1})
+    with pytest.raises(InvalidInput) as caught:
+        validate_inputs(record, raw)
+    error = caught.value
+    # The declared input's problem is listed first; 25 in all; the rest is a count.
+    assert list(error.fields)[0] == "dnd" and len(error.fields) == 25 and error.omitted == 10_001 - 24
+    assert str(error).endswith(f", and {error.omitted:,} more") and len(str(error)) < 3000
+    long_keys = InvalidInput({"k" * 100_000 + str(n): "unknown input" for n in range(30)})
+    assert len(long_keys.fields) == 25 and all(len(key) <= 64 for key in long_keys.fields)
+
+
+def test_path_values_are_bounded():
+    record = CATALOG.get("get_contact")
+    assert validate_inputs(record, {"contactId": "a" * 512}) == {"contactId": "a" * 512}
+    assert problems(record, {"contactId": "a" * 513}) == {"contactId": "must be at most 512 characters"}
+    assert problems(record, {"contactId": "a" * 3_000_000}) == {"contactId": "must be at most 512 characters"}
+
+
+def test_the_ghl_url_is_bounded_and_the_input_that_fills_it_is_named():
+    record = CATALOG.get("search_opportunities")
+    fits = build_request(record, validate_inputs(record, {"location_id": "loc1", "q": "a" * 3000}))
+    assert fits.query["q"] == "a" * 3000
+    with pytest.raises(InvalidInput) as caught:
+        too_long = {"location_id": "loc1", "q": "a" * 3000, "contact_id": "é" * 200}
+        build_request(record, validate_inputs(record, too_long))
+    assert caught.value.fields == {"q": "makes the GHL request's URL longer than 4,096 characters"}
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-Infinity", "1e400"])
+def test_numbers_must_be_finite(value):
+    record = {"inputs": [{"key": "x", "label": "x", "type": "number", "in": "body"}]}
+    assert problems(record, {"x": value}) == {"x": "must be a finite number"}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"a": NaN}', "must be JSON"),
+    ("[" * 33 + "]" * 33, "must be JSON nested at most 32 levels deep"),
+    ("[" * 10_000 + "]" * 10_000, "must be JSON nested at most 32 levels deep"),
+    ("[" + ",".join(["1"] * 10_001) + "]", "must be JSON of at most 10,000 keys and list items"),
+])
+def test_json_inputs_given_as_text_are_read_strictly_and_within_the_limits(text, problem):
+    record = {"inputs": [{"key": "j", "label": "j", "type": "json", "in": "body"}]}
+    assert problems(record, {"j": text}) == {"j": problem}

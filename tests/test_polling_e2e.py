@@ -15,10 +15,10 @@ TRIGGER = "list_contacts_deprecated"
 
 
 class Zap:
-    def __init__(self, service_url, trigger, inputs=None, zap_id="zap-1"):
+    def __init__(self, service_url, trigger, inputs=None, zap_id="zap-1", token=SANDBOX_TOKEN):
         self.url = f"{service_url}/triggers/{trigger}"
         self.inputs = inputs or {}
-        self.headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION,
+        self.headers = {"Authorization": f"Bearer {token}", "X-Location-Id": LOCATION,
                         "X-Subscriber-Id": zap_id}
         self.seen = set()
         self.fired = []

@@ -1,9 +1,19 @@
 """Health, OpenAPI, catalog JSON, errors as JSON, the connector key, configuration."""
 
+import sqlite3
+import time
+from pathlib import Path
+
+import json
+from types import SimpleNamespace
+
 import pytest
+from gunicorn.http.errors import InvalidHeader, InvalidRequestLine, LimitRequestHeaders, LimitRequestLine
 
 from server.app import create_app
+from server.gunicorn_worker import describe_error, json_error_response
 from server.config import REAL_GHL_BASE_URL, load_settings
+from server.routes.health import PROBE_EVERY_SECONDS
 
 
 @pytest.fixture
@@ -92,3 +102,52 @@ def test_settings_come_from_the_environment_in_one_place(tmp_path):
     assert (settings.database_path, settings.connector_key, settings.port, settings.log_level) == (
         str(tmp_path / "x.db"), "ck", 9000, "DEBUG")
     assert load_settings({}).using_sandbox
+
+
+def _probed_at(path):
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT probed_at FROM health_probe").fetchone()[0]
+
+
+def test_healthz_writes_to_the_database_at_most_once_a_second(bare_app, tmp_path):
+    client = bare_app.test_client()
+    assert client.get("/healthz").status_code == 200
+    first = _probed_at(tmp_path / "s.sqlite3")
+    for _ in range(5):
+        assert client.get("/healthz").status_code == 200
+    assert _probed_at(tmp_path / "s.sqlite3") == first
+    time.sleep(PROBE_EVERY_SECONDS + 0.05)
+    assert client.get("/healthz").status_code == 200
+    assert _probed_at(tmp_path / "s.sqlite3") > first
+
+
+def test_healthz_answers_503_while_the_database_cannot_be_written(bare_app, tmp_path):
+    client = bare_app.test_client()
+    assert client.get("/healthz").status_code == 200
+    database = tmp_path / "s.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    database.mkdir()  # SQLite cannot open the database path any more
+    time.sleep(PROBE_EVERY_SECONDS + 0.05)
+    failing = client.get("/healthz")
+    assert failing.status_code == 503 and failing.json["error"]["code"] == "storage_unavailable"
+    assert int(failing.headers["Retry-After"]) > 0
+    database.rmdir()
+    time.sleep(PROBE_EVERY_SECONDS + 0.05)
+    assert client.get("/healthz").json["status"] == "ok"
+
+
+@pytest.mark.parametrize("error, status, code", [
+    (LimitRequestLine(9000, 8190), 414, "request_line_too_long"),
+    (LimitRequestHeaders("more than 100 headers"), 431, "headers_too_large"),
+    (InvalidRequestLine("GET /contacts?token=secret-token"), 400, "malformed_request"),
+    (InvalidHeader("X-Token: secret-token"), 400, "malformed_request"),
+    (RuntimeError("secret-token"), 500, "internal_error"),
+])
+def test_gunicorns_error_pages_are_json_and_never_repeat_the_request(error, status, code):
+    cfg = SimpleNamespace(limit_request_line=8190, limit_request_fields=100, limit_request_field_size=8190)
+    raw = json_error_response(*describe_error(error, cfg))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()) and b"\r\nContent-Type: application/json" in head
+    assert f"Content-Length: {len(body)}".encode() in head and b"Connection: close" in head
+    assert json.loads(body)["error"]["code"] == code and b"secret-token" not in raw

@@ -2,6 +2,7 @@
 that may not exist yet, and every one of them must come up (a worker that fails to boot makes
 gunicorn shut the whole service down)."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -42,3 +43,51 @@ def test_processes_starting_together_on_a_new_database_all_come_up(tmp_path):
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"seen", "scopes", "hook_subscriptions", "rate_slots", "shared_reads"} <= tables
+
+
+GREENLETS_SHARE_A_THREADS_CONNECTION = """
+import json, sys
+from gevent import monkey
+monkey.patch_all()
+import gevent
+from triggers.dedupe_store import SqliteDedupeStore
+
+get_ident = monkey.get_original("_thread", "get_ident")
+store = SqliteDedupeStore(sys.argv[1])
+used = []  # (OS thread, connection); the list keeps every connection alive, so ids stay unique
+
+def use(n):
+    for _ in range(3):
+        conn = store._connections.get()
+        store.has_scope(f"scope-{n}")
+        used.append((get_ident(), conn))
+        gevent.sleep(0.001)  # let the other greenlets of this thread run in between
+
+def in_another_thread(n):
+    conn = store._connections.get()
+    store.has_scope(f"thread-{n}")
+    used.append((get_ident(), conn))
+    return get_ident()
+
+gevent.joinall([gevent.spawn(use, n) for n in range(200)])
+pool = gevent.get_hub().threadpool
+idents = [result.get() for result in [pool.spawn(in_another_thread, n) for n in range(4)]]
+print(json.dumps({
+    "greenlet_connections": len({id(conn) for ident, conn in used[:600]}),
+    "threads": len({ident for ident, conn in used}),
+    "connections": len({id(conn) for ident, conn in used}),
+    "pairs": len({(ident, id(conn)) for ident, conn in used}),
+    "main_thread_in_pool": get_ident() in idents,
+}))
+"""
+
+
+def test_under_gevent_greenlets_share_one_connection_per_os_thread(tmp_path):
+    """gevent makes ``threading.local`` greenlet-local; the connection map must stay per OS thread."""
+    result = subprocess.run([sys.executable, "-c", GREENLETS_SHARE_A_THREADS_CONNECTION,
+                             str(tmp_path / "g.sqlite3")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads(result.stdout)
+    assert counts["greenlet_connections"] == 1, counts  # 200 greenlets, 600 uses, one thread
+    assert counts["threads"] >= 2 and not counts["main_thread_in_pool"]
+    assert counts["connections"] == counts["threads"] == counts["pairs"], counts

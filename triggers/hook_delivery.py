@@ -42,7 +42,10 @@ def check_target_url(url, allowed_hosts, allow_http):
         raise InvalidTargetUrl("target_url must be a URL of at most 2048 characters")
     if _UNSAFE_CHARACTERS.search(url):
         raise InvalidTargetUrl("target_url must not contain spaces, control characters or backslashes")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # such as a bracketed host that is no IP address: https://[hooks.zapier.com]/
+        raise InvalidTargetUrl("target_url has an invalid host or port") from None
     schemes = ("https", "http") if allow_http else ("https",)
     if parts.scheme not in schemes:
         raise InvalidTargetUrl("target_url must use https")

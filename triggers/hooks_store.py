@@ -2,7 +2,9 @@
 
 A subscription is one Zap's instant trigger: the trigger key, its validated inputs, the GHL
 token (encrypted with Fernet under a key derived from ``SECRET_KEY``; never stored in plain
-text), who owns it (an HMAC of the token), where to push, and the worker's schedule.
+text), who owns it (the token's credential id, ``ghl.credentials``), where to push, and the
+worker's schedule. One owner holds at most ``max_per_owner`` subscriptions, counted and
+inserted in one write transaction.
 
 Its outbox is the dedupe store's backlog of the scope ``hook:<id>``: polled items wait there,
 unanswered, until a delivery succeeds.
@@ -10,6 +12,11 @@ unanswered, until a delivery succeeds.
 Leases: a worker takes a due subscription with one ``UPDATE ... WHERE lease_until < now``
 inside ``BEGIN IMMEDIATE``, so two worker processes never hold the same subscription. Every
 state change a worker writes is conditional on still holding the lease.
+
+Fairness: leases go round-robin between owners. ``hook_owner_turns`` keeps, per owner, the turn
+(a counter) at which it was last served, 0 for never; a lease goes to the due subscription
+of the owner served least recently, so one tenant's thousands of subscriptions cannot delay
+another's.
 """
 
 import base64
@@ -51,6 +58,24 @@ CREATE TABLE IF NOT EXISTS hook_subscriptions (
 );
 CREATE INDEX IF NOT EXISTS hook_subscriptions_by_poll ON hook_subscriptions (next_poll_at);
 CREATE INDEX IF NOT EXISTS hook_subscriptions_by_delivery ON hook_subscriptions (next_delivery_at);
+CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_poll ON hook_subscriptions (owner, next_poll_at);
+CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_delivery ON hook_subscriptions (owner, next_delivery_at);
+CREATE TABLE IF NOT EXISTS hook_owner_turns (
+    owner TEXT PRIMARY KEY,
+    turn INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS hook_owner_turns_by_turn ON hook_owner_turns (turn, owner);
+INSERT OR IGNORE INTO hook_owner_turns (owner, turn) SELECT DISTINCT owner, 0 FROM hook_subscriptions;
+"""
+
+# The owner, among those with a due unleased subscription, served least recently.
+NEXT_OWNER_SQL = """
+SELECT t.owner FROM hook_owner_turns AS t
+WHERE EXISTS (SELECT 1 FROM hook_subscriptions AS s
+              WHERE s.owner = t.owner AND s.next_poll_at <= :now AND s.lease_until < :now)
+   OR EXISTS (SELECT 1 FROM hook_subscriptions AS s
+              WHERE s.owner = t.owner AND s.next_delivery_at <= :now AND s.lease_until < :now)
+ORDER BY t.turn, t.owner LIMIT 1
 """
 
 # What a worker may change on a subscription it holds.
@@ -58,6 +83,14 @@ WORKER_FIELDS = frozenset({
     "next_poll_at", "last_poll_at", "last_delivery_at", "last_error", "last_error_at",
     "delivery_failures", "next_delivery_at",
 })
+
+
+class HookLimitReached(Exception):
+    """The owner already holds as many subscriptions as allowed."""
+
+    def __init__(self, limit):
+        super().__init__(f"this owner already holds {limit} subscriptions")
+        self.limit = limit
 
 
 class TokenUnreadable(Exception):
@@ -143,15 +176,30 @@ class SqliteHookStore:
         values["inputs"] = json.loads(values["inputs"])
         return Subscription(**values)
 
-    def create(self, hook_id, trigger, inputs, token, owner, target_url, interval_seconds, now):
+    def create(self, hook_id, trigger, inputs, token, owner, target_url, interval_seconds, now,
+               max_per_owner=None):
+        """Store a new subscription. With ``max_per_owner``, raises ``HookLimitReached`` when
+        ``owner`` already holds that many; the count and the insert are one transaction, so
+        concurrent creates never pass the limit."""
         canonical_inputs = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
         with self._transaction() as conn:
+            if max_per_owner is not None and self._count_owned(conn, owner) >= max_per_owner:
+                raise HookLimitReached(max_per_owner)
             conn.execute(
                 "INSERT INTO hook_subscriptions (id, trigger, inputs, token_ciphertext, owner, target_url,"
                 " interval_seconds, created_at, next_poll_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (hook_id, trigger, canonical_inputs, self.cipher.encrypt(token), owner, target_url,
                  int(interval_seconds), now, now + interval_seconds))
+            conn.execute("INSERT OR IGNORE INTO hook_owner_turns (owner, turn) VALUES (?, 0)", (owner,))
         return self.get(hook_id)
+
+    @staticmethod
+    def _count_owned(conn, owner):
+        return conn.execute("SELECT COUNT(*) FROM hook_subscriptions WHERE owner = ?", (owner,)).fetchone()[0]
+
+    def count_owned(self, owner):
+        """How many subscriptions ``owner`` holds."""
+        return self._count_owned(self._connection(), owner)
 
     def get(self, hook_id):
         row = self._connection().execute("SELECT * FROM hook_subscriptions WHERE id = ?", (hook_id,)).fetchone()
@@ -160,28 +208,50 @@ class SqliteHookStore:
     def delete(self, hook_id):
         """True when a subscription was removed; False when it was already gone."""
         with self._transaction() as conn:
-            return conn.execute("DELETE FROM hook_subscriptions WHERE id = ?", (hook_id,)).rowcount > 0
+            row = conn.execute("SELECT owner FROM hook_subscriptions WHERE id = ?", (hook_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM hook_subscriptions WHERE id = ?", (hook_id,))
+            conn.execute("DELETE FROM hook_owner_turns WHERE owner = ? AND NOT EXISTS"
+                         " (SELECT 1 FROM hook_subscriptions WHERE owner = ?)", (row["owner"], row["owner"]))
+            return True
 
     def token(self, subscription):
         return self.cipher.decrypt(subscription.token_ciphertext)
 
     def lease_next_due(self, worker, now, lease_seconds):
-        """Lease the most overdue subscription no one holds (due to poll, or to retry a delivery)."""
+        """Lease a due subscription no one holds (due to poll, or to retry a delivery): the most
+        overdue one of the owner served least recently; None when nothing is due."""
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id FROM hook_subscriptions WHERE lease_until < ?"
-                " AND (next_poll_at <= ? OR next_delivery_at <= ?)"
-                " ORDER BY MIN(next_poll_at, COALESCE(next_delivery_at, next_poll_at)) LIMIT 1",
-                (now, now, now)).fetchone()
-            if row is None:
+            anyone = self._most_overdue(conn, now)
+            if anyone is None:
                 return None
-            taken = conn.execute(
-                "UPDATE hook_subscriptions SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_until < ?",
-                (worker, now + lease_seconds, row["id"], now)).rowcount
-            if not taken:
-                return None
+            # An owner without a turn row (a subscription written by an older release) counts as never served.
+            conn.execute("INSERT OR IGNORE INTO hook_owner_turns (owner, turn) VALUES (?, 0)", (anyone["owner"],))
+            owner = conn.execute(NEXT_OWNER_SQL, {"now": now}).fetchone()["owner"]
+            chosen = self._most_overdue(conn, now, owner)
+            # The write lock is held since the reads above, so ``chosen`` is still due and unleased.
+            conn.execute("UPDATE hook_subscriptions SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                         (worker, now + lease_seconds, chosen["id"]))
+            conn.execute("UPDATE hook_owner_turns SET turn = (SELECT MAX(turn) FROM hook_owner_turns) + 1"
+                         " WHERE owner = ?", (owner,))
             return self._subscription(
-                conn.execute("SELECT * FROM hook_subscriptions WHERE id = ?", (row["id"],)).fetchone())
+                conn.execute("SELECT * FROM hook_subscriptions WHERE id = ?", (chosen["id"],)).fetchone())
+
+    @staticmethod
+    def _most_overdue(conn, now, owner=None):
+        """The row (id, owner, due) of the most overdue due subscription no one holds, of
+        ``owner`` when given; None when there is none. Each due column is read in its index's
+        order up to the first row no one holds, however many subscriptions there are."""
+        owned = " AND owner = ?" if owner is not None else ""
+        found = []
+        for column in ("next_poll_at", "next_delivery_at"):
+            found.append(conn.execute(
+                f"SELECT id, owner, {column} AS due FROM hook_subscriptions"
+                f" WHERE {column} <= ? AND lease_until < ?{owned} ORDER BY {column} LIMIT 1",
+                (now, now) + ((owner,) if owner is not None else ())).fetchone())
+        found = [row for row in found if row is not None]
+        return min(found, key=lambda row: row["due"]) if found else None
 
     def renew_lease(self, hook_id, worker, now, lease_seconds):
         """Extend a lease this worker still holds; False when another worker has taken it over."""

@@ -2,7 +2,9 @@
 what is new to its target URL. Run any number of them: leases keep each subscription with one.
 
 Every tick (APScheduler, about once a second, never overlapping) the worker leases due
-subscriptions one at a time. For each: if its poll is due, ``poll_into_backlog`` (the polling
+subscriptions one at a time, round-robin between owners (credentials): the most overdue
+subscription of the owner served least recently, so one tenant's thousands of subscriptions
+never hold up another's. For each: if its poll is due, ``poll_into_backlog`` (the polling
 code ``/triggers`` uses) adds new items to the hook's backlog, which is its outbox; then, unless a
 retry is scheduled for later, the oldest pending items (up to 100) are POSTed as one JSON array.
 A 2xx marks them delivered; 410 deletes the subscription; 429 waits for Retry-After; anything

@@ -8,7 +8,6 @@ and the next poll delivers the same items.
 
 import copy
 import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -43,13 +42,13 @@ class PollLimits:
         )
 
 
-def subscriber_for_token(secret, token):
-    """A stable subscriber name for a token that reveals nothing about it."""
-    return "t:" + hmac.new(secret.encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
-
-
-def scope_for(subscriber, key, inputs):
-    canonical = json.dumps([subscriber, key, inputs], sort_keys=True, separators=(",", ":"), default=str)
+def scope_for(credential, key, inputs, subscriber=""):
+    """The dedupe scope of polls of trigger ``key`` with ``inputs`` by ``credential``
+    (``ghl.credentials.credential_id``); ``subscriber`` (the Zap, from ``X-Subscriber-Id``)
+    separates Zaps within one credential. Two credentials never share a scope, whatever
+    ``subscriber`` they send."""
+    canonical = json.dumps(["v2", credential, subscriber, key, inputs], sort_keys=True, separators=(",", ":"),
+                           default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -139,7 +138,10 @@ def sample_items(client, record, inputs, token, limits):
 
 
 def poll_once(client, store, record, inputs, token, scope, limits, mode=LIVE, now=None):
-    """The items to answer for one poll of trigger ``record``: a list of plain objects, newest first."""
+    """The items to answer for one poll of trigger ``record``: a list of plain objects, newest first.
+
+    Nothing stored for ``scope`` is answered or changed before GHL has answered 2xx to ``token``
+    for ``inputs``: ``ghl.credentials`` relies on it to name OAuth connections by unverified claims."""
     if mode == SAMPLE:
         return sample_items(client, record, inputs, token, limits)
     now = time.time() if now is None else now

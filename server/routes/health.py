@@ -1,16 +1,84 @@
-"""Liveness and the service's own OpenAPI description."""
+"""Liveness and the service's own OpenAPI description.
+
+``/healthz`` answers 503 while this process cannot write its database, so a platform restarts
+the process or routes around it. The write probe runs at most once a second per process;
+requests in between get its last result.
+"""
+
+import logging
+import sqlite3
+import threading
+import time
 
 from flask import Blueprint, jsonify
 
 from server.app import services
+from server.errors import STORAGE_RETRY_AFTER_SECONDS, error_response
 from server.openapi import service_openapi
+from storage.sqlite import is_busy, probe_writable
+
+PROBE_EVERY_SECONDS = 1.0
 
 blueprint = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+class WriteProbe:
+    """Whether ``path`` can be written, probed at most every ``every`` seconds."""
+
+    def __init__(self, path, every=PROBE_EVERY_SECONDS):
+        self.path = path
+        self.every = every
+        self._lock = threading.Lock()
+        self._probed_at = None
+        self._writable = True
+
+    def writable(self):
+        if self._fresh():
+            return self._writable
+        with self._lock:
+            if not self._fresh():
+                self._writable = self._probe()
+                self._probed_at = time.monotonic()
+        return self._writable
+
+    def _fresh(self):
+        return self._probed_at is not None and time.monotonic() - self._probed_at < self.every
+
+    def _probe(self):
+        try:
+            probe_writable(self.path)
+        except sqlite3.Error as error:
+            if is_busy(error):
+                return True  # writable, only contended: a restart would not help
+            log.warning("health: the database cannot be written (%s)",
+                        getattr(error, "sqlite_errorname", type(error).__name__))
+            return False
+        except OSError as error:  # creating a missing file failed
+            log.warning("health: the database cannot be written (%s)", type(error).__name__)
+            return False
+        return True
+
+
+_PROBES = {}
+_PROBES_LOCK = threading.Lock()
+
+
+def _probe_for(path):
+    probe = _PROBES.get(path)
+    if probe is None:
+        with _PROBES_LOCK:
+            probe = _PROBES.setdefault(path, WriteProbe(path))
+    return probe
 
 
 @blueprint.get("/healthz")
 def healthz():
     shared = services()
+    if not _probe_for(shared.settings.database_path).writable():
+        return error_response(503, "storage_unavailable",
+                              "The service cannot write its database; it should recover once storage does.",
+                              headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})
     return jsonify({
         "status": "ok",
         "operations": len(shared.catalog),
