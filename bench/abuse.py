@@ -8,13 +8,21 @@ Against the sandbox GHL and the service under gunicorn from the ``Procfile``'s `
       on a new connection, one after another;
   (b) key floods: worker memory before and after bodies full of keys: 3 of the largest body the
       limits allow (the most keys, padded to the body limit), then 3 oversized ones (600,000 keys,
-      about 6 MB), then 30 more of the largest, with how long each refusal took and its size.
-``--compare-gthread`` runs (a) against the web line used before issue 10 as well.
+      about 6 MB), then 30 more of the largest, with how long each refusal took and its size;
+  (c) bogus tokens and (d) a hook flood, fairness between tenants (``bench.fairness``): a
+      victim's poll latency while ``--bogus-threads`` threads poll with bogus tokens naming its
+      location, at the default rate budget; a victim's hook delivery delay while another tenant
+      holds ``--flood`` hook subscriptions, with the hook worker (the ``worker:`` line) running.
+``--compare-gthread`` runs (a) against the web line used before issue 10 as well;
+``--compare-before PATH`` runs (c) and (d) against another checkout of the service too (its
+``Procfile``, its code, this interpreter), e.g. a worktree of the commit before issue 10.
 
 Prints a Markdown table; ``--write BENCHMARKS.md`` puts it in that file's
 ``## Abuse and fairness (issue 10)`` section. Each scenario is a function of a running service
-returning rows of (scenario, configuration, measure, result), listed in ``SCENARIOS``: another
-scenario (a hook flood, bogus tokens) adds its rows to the same table.
+returning rows of (scenario, configuration, measure, result), listed in ``SCENARIOS`` with the
+configurations it runs against and the settings of its service: scenarios without settings of
+their own share one service (rate budget out of the way); any other gets a service and database
+of its own. Rows with the same scenario and measure are put together, one per configuration.
 """
 
 import argparse
@@ -22,16 +30,19 @@ import re
 import selectors
 import socket
 import statistics
+import subprocess
 import tempfile
 import textwrap
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
+from bench import fairness
 from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service
 from server.config import Settings
 from server.request_limits import MAX_JSON_ITEMS
@@ -299,12 +310,31 @@ def section(rows, args):
     about = (
         f"`python -m bench.abuse` ({time.strftime('%Y-%m-%d')}): the service under gunicorn from the `Procfile`'s "
         "`web:` line (gevent workers: 4 processes of up to 1,000 connections each) against the sandbox GHL; "
-        "`configuration` says which web line ran (gthread: the line before issue 10, with `--compare-gthread`). "
+        "`configuration` says which ran (gthread: the web line before issue 10, with `--compare-gthread`; "
+        "before issue 10: the service's code and `Procfile` at the commit before issue 10, from a git worktree, "
+        "with `--compare-before`). Rows for one measure in several configurations are next to each other. "
         f"Slow clients: {args.slow} connections, each scenario held {args.hold:.0f} s; a connection the server "
         "ends is reopened at once. Probes: one after another, each on a new connection, with a 5 s timeout. "
         "Key floods: RSS of all workers, then of the largest; a worker's first floods raise it to the level "
-        "a 10,000-key body needs, where it stays.")
-    return "\n".join([SECTION, "", textwrap.fill(about, 100, break_on_hyphens=False), "", table(rows), ""])
+        "a 10,000-key body needs, where it stays. These two run with the rate budget out of the way "
+        "(`GHL_BURST_MAX=1000000` per 1 s).")
+    fairness_about = (
+        f"Bogus tokens: a service with the rate budget at its default (`GHL_BURST_MAX` 95 per 10 s); the victim "
+        f"polls `{fairness.TRIGGER}` with the real token every {fairness.VICTIM_POLL_INTERVAL:g} s (a new "
+        f"connection each), {args.bogus_seconds:.0f} s alone, then {args.bogus_seconds:.0f} s while "
+        f"{args.bogus_threads} threads poll as fast as they are answered, each with a bogus token of its own (the "
+        "sandbox answers 401) and the victim's `X-Location-Id`. Hook flood: the `Procfile`'s `worker:` line runs "
+        "beside the service (`HOOK_POLL_SECONDS=5`, other `HOOK_*` settings at their defaults, the rate budget "
+        "out of the way) and delivers to a local receiver; the attacker (another token, on a location of its own "
+        f"with nothing new) subscribes {args.flood:,} hooks on `{fairness.TRIGGER}`, 8 at a time, then the victim "
+        f"subscribes one; after 5 s the victim's location gains a contact every {args.item_interval:g} s for "
+        f"{args.item_seconds:.0f} s, and each contact's delay from its creation to its arrival at the victim's "
+        "receiver is measured. Each phase (no flood; the flood at the default `HOOK_MAX_PER_CREDENTIAL`, 200; "
+        f"the flood with the cap raised to {args.flood:,}, round-robin alone) has a fresh service, database and "
+        "worker. The worker's GHL polls are counted from the sandbox's request log while the contacts are created "
+        "and delivered.")
+    return "\n".join([SECTION, "", textwrap.fill(about, 100, break_on_hyphens=False), "",
+                      textwrap.fill(fairness_about, 100, break_on_hyphens=False), "", table(rows), ""])
 
 
 def write_section(path, text):
@@ -318,32 +348,88 @@ def write_section(path, text):
     path.write_text(updated)
 
 
-# name -> (rows for one running service, whether it also runs against the gthread comparison)
-SCENARIOS = {"slow-clients": (slow_clients, True), "key-floods": (key_floods, False)}
+# Settings of the service the scenarios without settings of their own share: the rate budget out
+# of the way, so that what is measured is the web server, not waits for GHL slots.
+SHARED_ENV = {"GHL_BURST_MAX": "1000000", "GHL_BURST_WINDOW_SECONDS": "1"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    run: object  # (service, label, args) -> rows
+    gthread: bool = False  # also against the web line used before issue 10 (--compare-gthread)
+    before: bool = False  # also against the checkout given to --compare-before
+    env: dict = None  # None: the shared service (SHARED_ENV); else a service of its own with these settings
+
+
+SCENARIOS = {
+    "slow-clients": Scenario(slow_clients, gthread=True),
+    "key-floods": Scenario(key_floods),
+    "bogus-tokens": Scenario(fairness.bogus_tokens, before=True, env=fairness.BOGUS_ENV),
+    "hook-flood": Scenario(fairness.hook_flood, before=True, env=fairness.HOOK_ENV),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    label: str
+    procfile: Path
+    cwd: Path
+    kind: str  # "current", "gthread" or "before"
+
+    def runs(self, scenario):
+        return self.kind == "current" or getattr(scenario, self.kind)
+
+
+def before_config(path):
+    path = Path(path).resolve()
+    if not (path / "Procfile").exists():
+        raise SystemExit(f"--compare-before: {path} has no Procfile")
+    commit = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h"], capture_output=True,
+                            text=True).stdout.strip() or path.name
+    return Config(f"before issue 10 ({commit})", path / "Procfile", path, "before")
+
+
+def ordered(found):
+    """Rows of (scenario name, configuration index, row), by scenario, then by (scenario, measure)
+    as first met, then by configuration: one measure's configurations side by side."""
+    names = list(dict.fromkeys(name for name, _, _ in found))
+    keys = list(dict.fromkeys((name, row[0], row[2]) for name, _, row in found))
+    place = {key: n for n, key in enumerate(keys)}
+    return [row for _, _, row in sorted(found, key=lambda item: (names.index(item[0]),
+                                                                 place[(item[0], item[2][0], item[2][2])], item[1]))]
 
 
 def run(args, workdir):
-    rows = []
-    env = {"GHL_BURST_MAX": "1000000", "GHL_BURST_WINDOW_SECONDS": "1"}
     chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
     unknown = set(chosen) - set(SCENARIOS)
     if unknown:
         raise SystemExit(f"unknown scenarios {sorted(unknown)} (known: {', '.join(SCENARIOS)})")
-    with SandboxProcess(burst_limit=10 ** 9, daily_limit=10 ** 12, log_path=workdir / "sandbox.log") as sandbox:
-        configs = [("Procfile (gevent)", ROOT / "Procfile", False)]
-        if args.compare_gthread:
-            old = workdir / "Procfile.gthread"
-            old.write_text(GTHREAD_WEB_LINE + "\n")
-            configs.append(("gthread 4x16 (before issue 10)", old, True))
-        for n, (label, procfile, comparison) in enumerate(configs):
-            service = Service(sandbox.url, workdir / f"service-{n}.sqlite3", env=env, label=label,
-                              procfile=procfile, log_path=workdir / f"service-{n}.log")
-            with service:
-                for name in chosen:
-                    scenario, compared = SCENARIOS[name]
-                    if compared or not comparison:
-                        rows += scenario(service, label, args)
-    return rows
+    configs = [Config("Procfile (gevent)", ROOT / "Procfile", ROOT, "current")]
+    if args.compare_gthread:
+        old = workdir / "Procfile.gthread"
+        old.write_text(GTHREAD_WEB_LINE + "\n")
+        configs.append(Config("gthread 4x16 (before issue 10)", old, ROOT, "gthread"))
+    if args.compare_before:
+        configs.append(before_config(args.compare_before))
+    found = []
+    # tokens=1: the hook flood's attacker holds a token of its own (bench-token-0).
+    with SandboxProcess(burst_limit=10 ** 9, daily_limit=10 ** 12, tokens=1,
+                        log_path=workdir / "sandbox.log") as sandbox:
+        services = 0
+        for index, config in enumerate(configs):
+            names = [name for name in chosen if config.runs(SCENARIOS[name])]
+            shared = [name for name in names if SCENARIOS[name].env is None]
+            groups = ([(shared, SHARED_ENV)] if shared else []) + [
+                ([name], SCENARIOS[name].env) for name in names if SCENARIOS[name].env is not None]
+            for group, env in groups:
+                service = Service(sandbox.url, workdir / f"service-{services}.sqlite3", env=env,
+                                  label=config.label, procfile=config.procfile, cwd=config.cwd,
+                                  log_path=workdir / f"service-{services}.log")
+                services += 1
+                with service:
+                    for name in group:
+                        found += [(name, index, row) for row in SCENARIOS[name].run(service, config.label, args)]
+    return ordered(found)
 
 
 def main():
@@ -352,11 +438,28 @@ def main():
     parser.add_argument("--hold", type=float, default=30.0, help="seconds each slow-client scenario lasts")
     parser.add_argument("--compare-gthread", action="store_true",
                         help="also run the slow clients against the web line used before issue 10")
+    parser.add_argument("--compare-before", metavar="PATH",
+                        help="also run bogus-tokens and hook-flood against the service checked out at PATH "
+                             "(its Procfile and code; e.g. a git worktree of the commit before issue 10)")
+    parser.add_argument("--bogus-threads", type=int, default=20, help="bogus-tokens: threads polling with bogus tokens")
+    parser.add_argument("--bogus-seconds", type=float, default=20.0,
+                        help="bogus-tokens: seconds the victim polls alone, then with the bogus traffic")
+    parser.add_argument("--flood", type=int, default=2000, help="hook-flood: subscriptions the attacker tries")
+    parser.add_argument("--item-interval", type=float, default=2.0, help="hook-flood: seconds between victim contacts")
+    parser.add_argument("--item-seconds", type=float, default=40.0, help="hook-flood: seconds of victim contacts")
+    parser.add_argument("--drain-seconds", type=float, default=60.0,
+                        help="hook-flood: how long to wait for the last deliveries")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the logs and databases")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="put the table in this file's section")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="abuse-") as workdir:
+    if args.keep_workdir:
+        workdir = tempfile.mkdtemp(prefix="abuse-")
+        log(f"logs and databases in {workdir}")
         rows = run(args, Path(workdir))
+    else:
+        with tempfile.TemporaryDirectory(prefix="abuse-") as workdir:
+            rows = run(args, Path(workdir))
     print()
     print(table(rows))
     if args.write:

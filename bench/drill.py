@@ -25,11 +25,7 @@ once, counted by GHL id), and exits 1 on any missing or duplicate.
 
 import argparse
 import json
-import os
 import random
-import shlex
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +37,8 @@ from pathlib import Path
 
 import requests
 
-from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, free_port
+from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, free_port, procfile_command
+from bench.harness import HookWorkerProcess as HookWorker
 
 TRIGGER = "list_contacts_deprecated"
 GHL_PATH_PREFIX = "/contacts"
@@ -166,47 +163,6 @@ class Receiver:
     def ids(self, path):
         with self.lock:
             return Counter(self.accepted.get(path, Counter()))
-
-
-class HookWorker:
-    """The Procfile's ``worker:`` process; killed and restarted by the drill."""
-
-    def __init__(self, command, env, log_path):
-        self.argv = shlex.split(command)
-        if self.argv[0] in ("python", "python3"):
-            self.argv[0] = sys.executable
-        self.env = env
-        self.log_path = log_path
-        self.process = None
-        self.kills = 0
-
-    def start(self):
-        with open(self.log_path, "ab") as log_file:
-            self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file,
-                                            start_new_session=True)
-        return self
-
-    def kill9(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-            self.kills += 1
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-
-def procfile_command(name, procfile=ROOT / "Procfile"):
-    for line in Path(procfile).read_text().splitlines():
-        key, sep, command = line.partition(":")
-        if sep and key.strip() == name:
-            return command.strip()
-    return None
 
 
 # -- the drill --------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ process, with helpers for its ``/_sandbox`` controls. ``Service``: the service e
 ``Procfile``'s ``web:`` line runs it (gunicorn on the app factory), bound to loopback, with
 optional overrides (workers, connections per worker, or extra gunicorn arguments such as another
 worker class) for comparing configurations; it knows its worker pids,
-their resident memory, and can SIGKILL one (the master starts a replacement).
+their resident memory, and can SIGKILL one (the master starts a replacement). ``HookWorkerProcess``:
+the ``Procfile``'s ``worker:`` line (the REST-hook worker) in its own process group. Both take a
+``cwd`` and a ``procfile``, so they can run another checkout of the service (an older commit's
+worktree) with this interpreter.
 Everything binds 127.0.0.1 and every process started here is stopped by the object that
 started it.
 """
@@ -206,8 +209,9 @@ class Service:
     to take the ``web:`` line from."""
 
     def __init__(self, ghl_url, database_path, workers=None, extra_args=(), env=None, log_path=None,
-                 label="procfile", connections=None, procfile=ROOT / "Procfile"):
+                 label="procfile", connections=None, procfile=ROOT / "Procfile", cwd=ROOT):
         self.port = free_port()
+        self.cwd = Path(cwd)
         self.url = f"http://127.0.0.1:{self.port}"
         self.label = label
         self.workers = workers
@@ -228,7 +232,7 @@ class Service:
 
     def start(self, timeout=60):
         log = _open_log(self.log_path)
-        self.process = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=log,
+        self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=log,
                                         start_new_session=True)
         wait_until_up(self.url + "/healthz", self.process, timeout)
         self.wait_for_workers(timeout)
@@ -280,6 +284,67 @@ class Service:
         except ProcessLookupError:
             return False
         return True
+
+
+def procfile_command(name, procfile=ROOT / "Procfile"):
+    """The command of the Procfile's ``name:`` line; None when it has none."""
+    for line in Path(procfile).read_text().splitlines():
+        key, sep, command = line.partition(":")
+        if sep and key.strip() == name:
+            return command.strip()
+    return None
+
+
+class HookWorkerProcess:
+    """The Procfile's ``worker:`` command (``python -m triggers.hooks_worker``) in its own process
+    group, run with this interpreter from ``cwd``; ``kill9()`` counts its kills in ``kills``."""
+
+    def __init__(self, command, env, log_path=None, cwd=ROOT):
+        self.argv = shlex.split(command)
+        if self.argv[0] in ("python", "python3"):
+            self.argv[0] = sys.executable
+        self.env = env
+        self.log_path = log_path
+        self.cwd = Path(cwd)
+        self.process = None
+        self.kills = 0
+
+    @classmethod
+    def for_service(cls, service, log_path=None):
+        """The ``worker:`` line of ``service``'s Procfile, with its environment and directory;
+        None when that Procfile has no ``worker:`` line."""
+        command = procfile_command("worker", service.procfile)
+        return None if command is None else cls(command, dict(service.env), log_path, service.cwd)
+
+    def start(self):
+        log = _open_log(self.log_path)
+        try:
+            self.process = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=log,
+                                            start_new_session=True)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        return self
+
+    def kill9(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            self.kills += 1
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

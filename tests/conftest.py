@@ -29,7 +29,7 @@ class GunicornService:
 
     def start(self):
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        # Exactly the Procfile's web: line (gthread workers), bound to loopback.
+        # Exactly the Procfile's web: line (gevent workers), bound to loopback.
         argv = procfile_web_command(self.port, workers=self.workers) + ["--graceful-timeout", "5"]
         self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=log,
                                         start_new_session=True)
