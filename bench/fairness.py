@@ -128,8 +128,7 @@ class BogusCallers:
 
 def bogus_tokens(service, label, args):
     seconds, count = args.bogus_seconds, args.bogus_threads
-    scenario = (f"bogus tokens: {count} threads poll with bogus tokens naming the victim's location, "
-                f"{seconds:.0f} s; GHL_BURST_MAX at its default (95 per 10 s)")
+    scenario = f"bogus tokens: {count} threads, {seconds:.0f} s, default rate budget"
     log(f"bogus-tokens {label}: the victim polls alone for {seconds:.0f}s")
     alone = victim_polls(service.url, seconds)
     log(f"    {describe_polls(alone)}")
@@ -144,7 +143,7 @@ def bogus_tokens(service, label, args):
     rows = [(scenario, label, f"{every}, no bogus traffic", describe_polls(alone)),
             (scenario, label, f"{every}, with the bogus traffic", describe_polls(flooded)),
             (scenario, label, "the bogus polls' answers",
-             f"{sum(callers.statuses.values()):,}: {_statuses(callers.statuses)}")]
+             f"{sum(callers.statuses.values()):,} polls: {_statuses(callers.statuses)}")]
     # Let the budget's window pass before anything else uses this service.
     time.sleep(2)
     return rows
@@ -340,8 +339,7 @@ def describe_delays(found):
 
 def hook_flood(service, label, args):
     flood = args.flood
-    scenario = (f"hook flood: one tenant subscribes {flood:,} hooks, another one; the worker (HOOK_POLL_SECONDS=5) "
-                f"delivers the victim's contacts, one every {args.item_interval:g} s for {args.item_seconds:.0f} s")
+    scenario = f"hook flood: {flood:,} hooks against 1, HOOK_POLL_SECONDS=5"
     rows = []
     accepted_all = False
     receiver = DeliveryReceiver().start()
@@ -351,7 +349,7 @@ def hook_flood(service, label, args):
         for n, (phase, running, attackers) in enumerate(phases):
             if n == 2 and accepted_all:
                 rows.append((scenario, label, f"victim's delivery delay, {phase}",
-                             "not run: the flood at the default cap was accepted whole (no cap)"))
+                             f"not run: the default cap already accepted all {flood:,}"))
                 break
             env = {"HOOK_MAX_PER_CREDENTIAL": str(flood)} if n == 2 else {}
             log(f"hook-flood {label}: {phase}")
