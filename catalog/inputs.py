@@ -131,6 +131,12 @@ COERCE = {
 }
 
 
+def _range_problem(low, high):
+    if low is not None and high is not None:
+        return f"must be from {low} to {high}"
+    return f"must be at least {low}" if low is not None else f"must be at most {high}"
+
+
 def _coerce(field, value):
     convert = COERCE[field["type"]]
     if field.get("list"):
@@ -151,6 +157,11 @@ def _coerce(field, value):
         for v in values:
             if str(v) not in allowed:
                 raise ValueError("must be one of: " + ", ".join(str(c) for c in choices))
+    low, high = field.get("min"), field.get("max")
+    if field["type"] in ("integer", "number") and (low is not None or high is not None):
+        for v in values:
+            if (low is not None and v < low) or (high is not None and v > high):
+                raise ValueError(_range_problem(low, high))
     if field["in"] == "path":
         for v in values:
             if str(v).strip() in UNSAFE_PATH_VALUES:

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from catalog.pagination import PAGINATION_STYLES
+from ghl.time_window import check_window
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 
@@ -41,6 +42,8 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 INPUT_TYPES = ("string", "text", "integer", "number", "boolean", "datetime", "json")
 INPUT_PLACES = ("path", "query", "body")
 DEDUPE_STRATEGIES = ("new", "changes")
+WATCH_EVENTS = ("created", "changed", "list_added", "list_removed")
+WATCH_KEYS = {"event", "fields", "fields_input", "filters", "element", "created_field", "request"}
 KEY_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 PATH_PARAM = re.compile(r"{([^}]+)}")
 
@@ -113,6 +116,69 @@ def _check_response(record):
         if response.get("single"):
             _check(response.get("pagination", "none") == "none", record, "a single-object trigger cannot page")
             _check(response["dedupe"] == "changes", record, "a single-object trigger dedupes by 'changes'")
+    if "watch" in response:
+        _check_watch(record)
+
+
+def _check_watch(record):
+    """``response.watch``: a trigger that fires on changes to fields of the items in a list
+    (``triggers.changes``; format in ``catalog/operations/README.md``)."""
+    response = record["response"]
+    watch = response["watch"]
+    _check(isinstance(watch, dict), record, "response.watch must be an object")
+    _check(record["kind"] == "trigger" and not response.get("single"), record,
+           "response.watch is for triggers on a list")
+    unknown = sorted(set(watch) - WATCH_KEYS)
+    _check(not unknown, record, f"response.watch has unknown field(s) {', '.join(unknown)}")
+    event = watch.get("event")
+    _check(event in WATCH_EVENTS, record, f"response.watch.event must be one of {WATCH_EVENTS}")
+    _check(response.get("dedupe") == "new", record,
+           "a watch trigger dedupes by 'new': each change it finds is a new item with its own id")
+    _check(response.get("id_field"), record, "a watch trigger needs response.id_field")
+    fields = watch.get("fields", [])
+    _check(isinstance(fields, list) and all(isinstance(f, str) and f for f in fields), record,
+           "response.watch.fields must be a list of field names")
+    _check(len(set(fields)) == len(fields), record, "response.watch.fields names a field twice")
+    if event == "created":
+        _check(not fields and not watch.get("fields_input"), record, "a 'created' watch watches no fields")
+    else:
+        _check(fields, record, f"a '{event}' watch needs response.watch.fields")
+        _check(response.get("version_field"), record,
+               "a watch trigger on changes needs response.version_field (the record's updated-at)")
+    if event in ("list_added", "list_removed"):
+        _check(len(fields) == 1, record, "a list watch watches exactly one (list) field")
+        _check(isinstance(watch.get("element"), str) and KEY_PATTERN.match(watch["element"]), record,
+               "a list watch needs response.watch.element, the item key for the added or removed element")
+    else:
+        _check("element" not in watch, record, "response.watch.element is for list watches")
+    _check(isinstance(watch.get("created_field"), str) and watch["created_field"], record,
+           "response.watch.created_field must name the field that says when a record was created")
+    inputs = {f["key"]: f for f in record["inputs"]}
+    bound = []
+    if watch.get("fields_input") is not None:
+        name = watch["fields_input"]
+        _check(name in inputs and inputs[name].get("list"), record,
+               "response.watch.fields_input must name a list input")
+        bound.append(name)
+    filters = watch.get("filters", [])
+    _check(isinstance(filters, list), record, "response.watch.filters must be a list")
+    for spec in filters:
+        _check(isinstance(spec, dict) and set(spec) == {"input", "field"}, record,
+               "each response.watch.filters entry is {\"input\", \"field\"}")
+        _check(spec["input"] in inputs, record, f"response.watch filter input {spec['input']!r} is not an input")
+        _check(isinstance(spec["field"], str) and spec["field"], record, "a watch filter needs a field")
+        bound.append(spec["input"])
+    _check(len(set(bound)) == len(bound), record, "response.watch binds an input twice")
+    for name in bound:
+        field = inputs[name]
+        _check(field.get("in") != "path", record,
+               f"input {name} is bound by response.watch and cannot fill a path parameter")
+        _check(not field.get("location"), record, f"input {name} is the location and cannot be a watch filter")
+    request = watch.get("request", {})
+    _check(isinstance(request, dict), record, "response.watch.request must be an object")
+    clash = sorted(set(request) & {f.get("field", f["key"]).split(".")[0] for f in record["inputs"]
+                                   if f["key"] not in bound})
+    _check(not clash, record, f"response.watch.request fixes {', '.join(clash)}, which an input also sets")
 
 
 def check_record(record):
@@ -139,6 +205,7 @@ def check_record(record):
     for name in path_inputs:
         _check("{" + name + "}" in record["path"], record, f"path input {name} is not in the path")
     _check_response(record)
+    check_window(record, CatalogError)
 
 
 def _expand(record):
@@ -160,6 +227,10 @@ def _expand(record):
         response.setdefault("pagination", "none")
         response.setdefault("version_field", None)
         response.setdefault("sort_field", None)
+        if response.get("watch"):
+            response["watch"].setdefault("filters", [])
+            response["watch"].setdefault("request", {})
+            response["watch"].setdefault("fields", [])
     return record
 
 

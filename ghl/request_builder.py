@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
 from catalog.inputs import InvalidInput
+from ghl.time_window import relative_input_keys, window_params
 
 PATH_PARAM = re.compile(r"{([^}]+)}")
 # GHL's URLs stay well inside what proxies accept (8 KiB request lines are common).
@@ -68,14 +69,20 @@ def custom_fields_list(record, inputs):
     return entries
 
 
-def build_request(record, inputs):
-    """The GhlRequest for ``record`` with validated ``inputs``."""
+def build_request(record, inputs, now=None):
+    """The GhlRequest for ``record`` with validated ``inputs``.
+
+    A record with a ``window`` gets its time range computed here, at ``now`` (epoch seconds;
+    ``ghl.time_window.clock`` when None), for every request: polls, samples, REST-hook polls
+    and actions alike. The window's day-count inputs are not sent; a range parameter the
+    inputs give explicitly is sent as given."""
     path_values = {}
     query = {}
     body = {}
     shares = {}
+    consumed = relative_input_keys(record)
     for spec in record["inputs"]:
-        if spec["key"] not in inputs:
+        if spec["key"] not in inputs or spec["key"] in consumed:
             continue
         value = inputs[spec["key"]]
         name = spec.get("field", spec["key"])
@@ -90,6 +97,7 @@ def build_request(record, inputs):
     custom_fields = custom_fields_list(record, inputs)
     if custom_fields:
         body["customFields"] = custom_fields
+    query.update(window_params(record, inputs, now))
     path = PATH_PARAM.sub(lambda m: path_values[m.group(1)], record["path"])
     if shares:
         check_url_length(path, query, shares)

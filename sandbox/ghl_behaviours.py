@@ -46,8 +46,20 @@ def _search_sort(body):
     return "dateAdded", True
 
 
+def search_item(contact):
+    """A contact as search answers carry it: with ``firstNameLowerCase``/``lastNameLowerCase``
+    and ``address`` (GHL #314: search items say ``address``, not ``address1``)."""
+    for name in ("firstName", "lastName"):
+        if contact.get(name) is not None:
+            contact[name + "LowerCase"] = str(contact[name]).lower()
+    if "address" not in contact and contact.get("address1") is not None:
+        contact["address"] = contact["address1"]
+    return contact
+
+
 def contacts_search(call):
-    """``POST /contacts/search``: ``{contacts, total}``, each contact with its ``searchAfter``."""
+    """``POST /contacts/search``: ``{contacts, total}``, each contact with its ``searchAfter``,
+    sorted by the body's first ``sort`` entry (``dateAdded``, ``dateUpdated``...; newest added first by default)."""
     body = call.body_dict
     missing = [name for name in ("locationId", "pageLimit") if body.get(name) in (None, "")]
     if missing:
@@ -74,6 +86,7 @@ def contacts_search(call):
         page_params = body
     page = offset_page(contacts, page_params, size_param="pageLimit")
     for contact in page.items:
+        search_item(contact)
         contact["searchAfter"] = list(sort_key(contact, field))
     return 200, {"contacts": page.items, "total": total, "traceId": answers.trace_id()}
 

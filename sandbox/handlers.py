@@ -109,6 +109,9 @@ def required_inputs_missing(call):
     for record in call.op.records:
         names = {((i.get("field") or i["key"]).split(".")[0], i["in"])
                  for i in record.get("inputs", []) if i.get("required") and i["in"] in ("query", "body")}
+        # GHL requires the time range that the service now fills from a record's rolling window.
+        window = record.get("window") or {}
+        names |= {(window[end], "query") for end in ("start", "end") if window.get(end)}
         required = names if required is None else required & names
     missing = []
     for name, place in sorted(required or ()):

@@ -14,6 +14,9 @@ import time
 from datetime import datetime, timezone
 
 TIMESTAMP_FIELDS = ("dateAdded", "dateUpdated", "createdAt", "updatedAt")
+# Per collection, fields whose change GHL stamps in another field (an opportunity's stage
+# and status: ``lastStageChangeAt``, ``lastStatusChangeAt``); set on create too.
+CHANGE_STAMPS = {"/opportunities": {"pipelineStageId": "lastStageChangeAt", "status": "lastStatusChangeAt"}}
 ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -110,6 +113,9 @@ class ResourceStore:
                 if not record.get(name):
                     stamp = stamp or given or self.now()
                     record[name] = stamp
+            for watched, stamp_field in CHANGE_STAMPS.get(key, {}).items():
+                if record.get(watched) is not None and not record.get(stamp_field):
+                    record[stamp_field] = record["dateAdded"]
             self._collections.setdefault(key, {})[record_id] = record
             return copy.deepcopy(record)
 
@@ -120,10 +126,14 @@ class ResourceStore:
             if record is None:
                 return None
             id_field = self._id_fields.get(key, "id")
+            before = dict(record)
             for name, value in fields.items():
                 if name not in (id_field, "dateAdded", "createdAt"):
                     record[name] = copy.deepcopy(value)
             record["dateUpdated"] = record["updatedAt"] = self.now()
+            for watched, stamp_field in CHANGE_STAMPS.get(key, {}).items():
+                if record.get(watched) != before.get(watched):
+                    record[stamp_field] = record["dateUpdated"]
             return copy.deepcopy(record)
 
     def delete(self, key, item_id):

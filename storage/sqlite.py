@@ -62,29 +62,21 @@ class HealingConnection(sqlite3.Connection):
     broken = False
 
     def execute(self, *args):
-        try:
-            return super().execute(*args)
-        except sqlite3.Error as error:
-            self._note(error)
-            raise
+        return self._noting_faults(super().execute, args)
 
     def executemany(self, *args):
-        try:
-            return super().executemany(*args)
-        except sqlite3.Error as error:
-            self._note(error)
-            raise
+        return self._noting_faults(super().executemany, args)
 
     def executescript(self, *args):
-        try:
-            return super().executescript(*args)
-        except sqlite3.Error as error:
-            self._note(error)
-            raise
+        return self._noting_faults(super().executescript, args)
 
-    def _note(self, error):
-        if is_storage_fault(error):
-            self.broken = True
+    def _noting_faults(self, statement, args):
+        try:
+            return statement(*args)
+        except sqlite3.Error as error:
+            if is_storage_fault(error):
+                self.broken = True
+            raise
 
 
 class ImmediateTransaction:

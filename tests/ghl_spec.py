@@ -88,3 +88,18 @@ def body_schema_of(app, operation):
     if content is None:
         return None
     return resolve(app, content.get("schema"))
+
+
+def window_filled(record, place):
+    """Parameters in ``place`` the service fills itself at every request from the record's
+    ``window`` (``ghl.time_window``): its start and end, always query parameters."""
+    window = record.get("window") or {}
+    if place != "query":
+        return set()
+    return {window[side] for side in ("start", "end") if window.get(side)}
+
+
+def window_day_inputs(record):
+    """Keys of the inputs the record's ``window`` consumes: day counts, never sent to GHL."""
+    window = record.get("window") or {}
+    return {window[side] for side in ("back", "ahead") if window.get(side)}

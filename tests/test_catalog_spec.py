@@ -53,14 +53,42 @@ def test_record_matches_a_spec_operation(record):
     assert record["scopes"] == ghl_spec.scopes_of(operation)
 
 
-def test_every_required_spec_parameter_is_a_required_input(record):
+def required_parameter_problems(record):
+    """Required spec parameters that neither a required input nor the record's window provides."""
     operation = ghl_spec.spec_operation(record["spec"]["app"], record["method"], record["path"])
+    problems = []
     for place in ("path", "query"):
         inputs = {ghl_name(f): f for f in record["inputs"] if f["in"] == place}
+        filled = ghl_spec.window_filled(record, place)
         for name, required in ghl_spec.parameters_of(operation, place).items():
-            if required:
-                assert name in inputs, f"required {place} parameter {name} has no input"
-                assert inputs[name]["required"], f"{place} parameter {name} is required by the spec"
+            if not required or name in filled:
+                continue
+            if name not in inputs:
+                problems.append(f"required {place} parameter {name} has no input")
+            elif not inputs[name]["required"]:
+                problems.append(f"{place} parameter {name} is required by the spec")
+    return problems
+
+
+def test_every_required_spec_parameter_is_a_required_input(record):
+    assert required_parameter_problems(record) == []
+
+
+def test_a_required_parameter_counts_as_provided_only_when_the_window_fills_it():
+    record = CATALOG.get("list_calendar_events")
+    assert required_parameter_problems(record) == []
+    assert required_parameter_problems({**record, "window": None}) == [
+        "query parameter startTime is required by the spec", "query parameter endTime is required by the spec"]
+    without_inputs = {**record, "window": None,
+                      "inputs": [f for f in record["inputs"] if f["key"] not in ("startTime", "endTime")]}
+    assert required_parameter_problems(without_inputs) == [
+        "required query parameter startTime has no input", "required query parameter endTime has no input"]
+
+
+def test_window_parameters_are_spec_query_parameters(record):
+    operation = ghl_spec.spec_operation(record["spec"]["app"], record["method"], record["path"])
+    for name in ghl_spec.window_filled(record, "query"):
+        assert name in ghl_spec.parameters_of(operation, "query"), f"the window fills {name}, not in the spec"
 
 
 def test_every_required_body_field_is_a_required_input(record):
@@ -81,6 +109,8 @@ def test_no_input_goes_where_the_spec_has_no_place(record):
     body = ghl_spec.body_schema_of(app, operation)
     for field in record["inputs"]:
         name = ghl_name(field)
+        if field["key"] in ghl_spec.window_day_inputs(record):
+            continue  # the window turns it into the range parameters; never sent itself
         if field["in"] == "path":
             # The spec sometimes forgets to declare a parameter its own path template uses.
             assert name in ghl_spec.parameters_of(operation, "path") or "{" + name + "}" in record["path"], (

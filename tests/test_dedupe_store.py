@@ -94,3 +94,19 @@ def test_concurrent_polls_of_one_scope_claim_each_new_item_exactly_once(tmp_path
         worker.join(timeout=30)
     claimed = [i for result in results for i in result]
     assert sorted(claimed, key=int) == [str(i) for i in range(40)]
+
+
+def test_a_database_made_before_change_triggers_gains_their_tables_on_open(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "d.sqlite3")
+    answer(SqliteDedupeStore(path), "s", candidates(range(3)), now=1000)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE watched")
+    conn.execute("DROP TABLE watch_scopes")
+    conn.commit()
+    conn.close()
+    reopened = SqliteDedupeStore(path)
+    assert reopened.known("s", ["0", "1", "2"]) == {"0", "1", "2"}
+    assert reopened.watch_scope("s") is None and reopened.baselines("s", ["0"]) == {}
+    tables = {row[0] for row in reopened._connection().execute("SELECT name FROM sqlite_master")}
+    assert {"watched", "watch_scopes", "watched_by_last_seen"} <= tables

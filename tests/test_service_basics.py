@@ -5,15 +5,18 @@ import time
 from pathlib import Path
 
 import json
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 from gunicorn.http.errors import InvalidHeader, InvalidRequestLine, LimitRequestHeaders, LimitRequestLine
 
+from catalog.registry import load_catalog, snake_key
 from server.app import create_app
 from server.gunicorn_worker import describe_error, json_error_response
 from server.config import REAL_GHL_BASE_URL, load_settings
 from server.routes.health import PROBE_EVERY_SECONDS
+from tests.ghl_spec import SPEC_DIR
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def keyed_app(tmp_path):
 
 def test_healthz_and_openapi(bare_app):
     client = bare_app.test_client()
-    assert client.get("/healthz").json == {"status": "ok", "operations": 125, "ghl": "sandbox"}
+    assert client.get("/healthz").json == {"status": "ok", "operations": len(load_catalog()), "ghl": "sandbox"}
     spec = client.get("/openapi.json").json
     assert spec["openapi"].startswith("3.") and "/triggers/{key}" in spec["paths"]
     enum = spec["paths"]["/actions/{key}"]["post"]["parameters"][0]["schema"]["enum"]
@@ -38,8 +41,13 @@ def test_healthz_and_openapi(bare_app):
 
 def test_catalog_lists_all_seed_operations_with_counts(bare_app):
     body = bare_app.test_client().get("/catalog").json
-    assert body["counts"] == {"operations": 125, "triggers": 55, "actions": 70, "searches": 2, "categories": 14}
-    assert len(body["operations"]) == 125 and len(body["categories"]) == 14
+    records = list(load_catalog())
+    kinds = Counter(record["kind"] for record in records)
+    assert body["counts"] == {"operations": len(records), "triggers": kinds["trigger"], "actions": kinds["action"] + kinds["search"],
+                              "searches": kinds["search"], "categories": len({r["category"] for r in records})}
+    assert len(body["operations"]) == len(records) >= 125
+    seed_keys = {snake_key(op["name"]) for op in json.loads((SPEC_DIR.parent / "catalog-seed.json").read_text())}
+    assert seed_keys <= {record["key"] for record in body["operations"]}
 
 
 def test_catalog_filters(bare_app):

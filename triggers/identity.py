@@ -6,6 +6,9 @@
   once per change.
 An item with no id at all is identified by a hash of its content.
 
+Change triggers (``response.watch``) identify their items themselves (``triggers.changes``:
+``<ghl_id>:<n>`` for the n-th change of a record); an item they made keeps its identity here.
+
 The emitted item carries the identity as ``id`` (Zapier's dedupe key) and the GHL id in
 ``ghl_id``, so users can still map the real id.
 """
@@ -50,6 +53,10 @@ def timestamp_of(value):
 
 def candidate_for(record, item):
     response = record["response"]
+    if response.get("watch") and "ghl_id" in item and item.get("id") not in (None, ""):
+        # Made by a change trigger (its sample, say): already identified.
+        version = item.get(response.get("version_field") or "")
+        return Candidate(str(item["id"]), dict(item), timestamp_of(version))
     id_field = response.get("id_field")
     ghl_id = item.get(id_field) if id_field else None
     if ghl_id is None or isinstance(ghl_id, (dict, list)):

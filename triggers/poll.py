@@ -4,18 +4,32 @@ One poll: fetch GHL (one page, or more while every item on a page is new: catch-
 items into candidates with stable identities, and let the dedupe store decide the answer.
 Nothing is recorded until every GHL request has succeeded, so a failed poll records nothing
 and the next poll delivers the same items.
+
+Change triggers (a record with ``response.watch``, see ``triggers.changes``) read pages the
+same way but hand the store a ``ChangeBatch``: what the records hold, compared with the
+scope's baselines inside the store's write transaction. Where pages come newest-updated
+first, a poll reads on while a page still holds anything changed (one page on the scope's
+first poll). Where GHL's order says nothing about changes (undocumented, or by creation),
+or a page turns out not to be in the order the record declares (logged), it scans: up to
+the catch-up cap of pages per poll, each poll going on where the last stopped and starting
+over after the last page, so every record is compared in turn and new ones are seen even
+at the end of an oldest-first list.
 """
 
 import copy
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 
 from catalog.pagination import pagination_style
 from ghl.request_builder import build_request
 from ghl.response_items import dig, extract_items
-from triggers.identity import candidate_for
+from triggers import changes
+from triggers.identity import candidate_for, timestamp_of
+
+log = logging.getLogger(__name__)
 
 LIVE = "live"
 SAMPLE = "sample"
@@ -60,14 +74,25 @@ def _place(request, style):
     return request.query
 
 
-def fetch_pages(client, record, inputs, token, max_pages, wants_next_page):
-    """Items from up to ``max_pages`` pages, following the record's pagination style.
+def _takes_body(method):
+    return method in ("POST", "PUT", "PATCH")
+
+
+def iter_pages(client, record, inputs, token, start=None, fixed=None):
+    """GHL's pages for ``record``, following its pagination style: yields ``(items, position)``
+    per page, ``position`` being the paging parameters of the next page, or None when this
+    page was the last (a short or empty page, a missing or repeated cursor).
 
     Every page request carries all the original inputs (GHL answers 403 when page two drops
-    ``locationId``). Stops on a short page, a repeated cursor, an empty page, or when
-    ``wants_next_page(page_items)`` says the page held something already seen.
+    ``locationId``), plus ``fixed`` parameters (a watch's sort order: in the body for methods
+    that take one, else in the query), starting at ``start`` (a position) when given.
     """
     request = build_request(record, inputs)
+    if fixed:
+        if _takes_body(request.method):
+            request.body = {**(request.body or {}), **copy.deepcopy(fixed)}
+        else:
+            request.query.update(fixed)
     style = pagination_style(record["response"].get("pagination", "none"))
     kind = style["kind"]
     size = None
@@ -77,36 +102,57 @@ def fetch_pages(client, record, inputs, token, max_pages, wants_next_page):
         place[style["size_param"]] = size
         if kind == "page":
             place.setdefault(style["param"], style["first"])
-    items = []
+        if start:
+            place.update(start)
     cursors = set()
-    for page_number in range(max_pages):
+    while True:
         response = client.request(request.method, request.path, token, version=request.version,
                                   query=request.query, body=request.body, scopes=request.scopes)
         page = extract_items(record, response.body)
-        items.extend(page)
-        if kind == "none" or page_number + 1 >= max_pages or not page or len(page) < size:
-            break
-        if not wants_next_page(page):
-            break
+        position = None
+        if kind != "none" and page and len(page) >= size:
+            position = _next_position(style, _place(request, style), response.body, page, cursors)
+        yield page, position
+        if position is None:
+            return
         request = copy.deepcopy(request)
-        place = _place(request, style)
-        if kind == "cursor":
-            cursor = {param: dig(response.body, path) for param, path in style["cursor"].items()}
-            key = tuple(sorted(cursor.items(), key=lambda kv: kv[0]))
-            if any(v in (None, "") for v in cursor.values()) or key in cursors:
-                break
-            cursors.add(key)
-            place.update(cursor)
-        elif kind == "offset":
-            place[style["param"]] = int(place.get(style["param"]) or 0) + len(page)
-        elif kind == "page":
-            place[style["param"]] = int(place[style["param"]]) + 1
-        elif kind == "last_item":
-            last = page[-1].get(style["item_field"])
-            if last is None or last in cursors:
-                break
-            cursors.add(last)
-            place[style["param"]] = last
+        _place(request, style).update(position)
+
+
+def _next_position(style, place, body, page, cursors):
+    """The paging parameters of the page after ``page``; None when there is no sound one."""
+    kind = style["kind"]
+    if kind == "cursor":
+        cursor = {param: dig(body, path) for param, path in style["cursor"].items()}
+        key = tuple(sorted(cursor.items(), key=lambda kv: kv[0]))
+        if any(v in (None, "") for v in cursor.values()) or key in cursors:
+            return None
+        cursors.add(key)
+        return cursor
+    if kind == "offset":
+        return {style["param"]: int(place.get(style["param"]) or 0) + len(page)}
+    if kind == "page":
+        return {style["param"]: int(place[style["param"]]) + 1}
+    if kind == "last_item":
+        last = page[-1].get(style["item_field"])
+        if last is None or last in cursors:
+            return None
+        cursors.add(last)
+        return {style["param"]: last}
+    return None
+
+
+def fetch_pages(client, record, inputs, token, max_pages, wants_next_page):
+    """Items from up to ``max_pages`` pages, following the record's pagination style.
+
+    Stops on a short page, a repeated cursor, an empty page, or when
+    ``wants_next_page(page_items)`` says the page held something already seen.
+    """
+    items = []
+    for number, (page, position) in enumerate(iter_pages(client, record, inputs, token)):
+        items.extend(page)
+        if position is None or number + 1 >= max_pages or not wants_next_page(page):
+            break
     return items
 
 
@@ -116,9 +162,75 @@ def _newest_first(candidates):
     return candidates
 
 
+def _in_order(page, field, newer_than):
+    """(whether ``page`` runs newest first by ``field``, after an item at ``newer_than``; the
+    last time seen). Items without a readable time are not judged."""
+    last = newer_than
+    for item in page:
+        at = timestamp_of(dig(item, field))
+        if at is None:
+            continue
+        if last is not None and at > last:
+            return False, at
+        last = at
+    return True, last
+
+
+def fetch_changes(client, store, record, watch, inputs, token, scope, limits):
+    """A ChangeBatch of the records a live poll of a change trigger reads (see the module doc)."""
+    state = store.watch_scope(scope)
+    scan_from = state.scan_from if state is not None else None
+    ghl_inputs = changes.request_inputs(record, inputs)
+    if not watch.ordered_by:
+        return changes.ChangeBatch(watch, *_scan(client, record, watch, ghl_inputs, token, scan_from,
+                                                 limits.catch_up_pages))
+    items, last = [], None
+    pages = iter_pages(client, record, ghl_inputs, token, fixed=watch.request)
+    for number, (page, position) in enumerate(pages, start=1):
+        items.extend(page)
+        in_order, last = _in_order(page, watch.ordered_by, last)
+        if not in_order:
+            # Never assume newest first: scan this poll, going on where the last scan stopped.
+            log.warning("trigger %s: GHL's answer is not newest first by %s; scanning instead",
+                        record["key"], watch.ordered_by)
+            if position is None:
+                return changes.ChangeBatch(watch, items, scan_from=None)  # read to the end already
+            more, position = _scan(client, record, watch, ghl_inputs, token, scan_from or position,
+                                   limits.catch_up_pages - number)
+            return changes.ChangeBatch(watch, items + more, scan_from=position)
+        if position is None or number >= limits.catch_up_pages or state is None:
+            break  # the end, the cap, or the scope's first poll (one page of baselines)
+        known = store.baselines(scope, [changes.ghl_id_of(watch, item) for item in page])
+        if all(changes.settled(watch, known.get(changes.ghl_id_of(watch, item)), item) for item in page):
+            break
+    return changes.ChangeBatch(watch, items)
+
+
+def _scan(client, record, watch, inputs, token, start, budget):
+    """(items, where the next poll starts): up to ``budget`` pages from ``start`` (where the last
+    poll stopped; None: the first page), going round to the first page after the last one and
+    never reading a page twice."""
+    items, position, pages, wrapped = [], start, 0, False
+    while budget > 0:
+        for page, position in iter_pages(client, record, inputs, token, start=position, fixed=watch.request):
+            items.extend(page)
+            pages += 1
+            if position is None or pages >= budget or (wrapped and position == start):
+                break
+        if position is None and start is not None and not wrapped and pages < budget:
+            wrapped = True  # the end of the list: go round to its first page
+            continue
+        break
+    return items, position
+
+
 def fetch_candidates(client, store, record, inputs, token, scope, limits):
     """Candidates from GHL for a live poll of ``scope``, newest first. Reads one page on a
-    scope's first poll; later polls follow further pages while every item on a page is new."""
+    scope's first poll; later polls follow further pages while every item on a page is new.
+    For a change trigger: a ChangeBatch (``fetch_changes``)."""
+    watch = changes.watch_of(record, inputs)
+    if watch is not None:
+        return fetch_changes(client, store, record, watch, inputs, token, scope, limits)
 
     def wants_next_page(page):
         identities = [candidate_for(record, item).identity for item in page]
@@ -130,7 +242,13 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits):
 
 
 def sample_items(client, record, inputs, token, limits):
-    """GHL's newest items, shaped as live polls shape them; nothing is recorded."""
+    """GHL's newest items, shaped as live polls shape them; nothing is recorded. A change
+    trigger answers its items as if each record on GHL's first page had just been created."""
+    watch = changes.watch_of(record, inputs)
+    if watch is not None:
+        page, _ = next(iter_pages(client, record, changes.request_inputs(record, inputs), token,
+                                  fixed=watch.request))
+        return changes.sample_items(watch, page)[:limits.sample_items]
     items = fetch_pages(client, record, inputs, token, 1, lambda page: False)
     candidates = _newest_first([candidate_for(record, item) for item in items])
     unique = list({c.identity: c for c in candidates}.values())
