@@ -35,6 +35,11 @@ CATEGORIES = [
     "Blogs",
     "Snapshots",
     "Courses",
+    # Added after the seed, named for the GHL product.
+    "Forms",
+    "Surveys",
+    "Payments",
+    "Invoices",
 ]
 
 KINDS = ("trigger", "action", "search")

@@ -7,7 +7,7 @@ maps (method, path shape) to them.
 
 from datetime import datetime, timedelta, timezone
 
-from sandbox import answers
+from sandbox import activity, answers, commerce
 from sandbox.filters import matches_params, matches_search_filter, matches_text, same_phone, select
 from sandbox.handlers import CREATE_DEFAULTS
 from sandbox.paging import PagingError, cursor_page, offset_page, sort_key
@@ -269,3 +269,6 @@ SPECIAL_CASES = {
     ("POST", "/conversations/providers/live-chat/typing"): agent_typing,
     ("GET", "/locations/{}/timezones"): location_timezones,
 }
+SPECIAL_CASES.update(commerce.SPECIAL_CASES)
+SPECIAL_CASES.update(activity.SPECIAL_CASES)
+
