@@ -28,7 +28,25 @@ def shape_action_result(record, body):
     return result
 
 
-def shape_search_result(record, body):
+def _normalized(value):
+    return str(value).strip().lower() if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+
+def best_match_first(record, items, inputs):
+    """``items`` with those that match the search exactly moved first, each group in GHL's order.
+
+    ``response.best_match`` ``{"input", "fields"}``: an item matches when one of ``fields``
+    (dotted paths allowed) equals the input's value, ignoring case and surrounding spaces.
+    GHL's own order (by name, by date) says nothing about how well an item matches."""
+    spec = record["response"].get("best_match")
+    wanted = _normalized((inputs or {}).get(spec["input"])) if spec else None
+    if not wanted:
+        return items
+    exact = [item for item in items if any(_normalized(dig(item, f)) == wanted for f in spec["fields"])]
+    return exact + [item for item in items if not any(item is e for e in exact)]
+
+
+def shape_search_result(record, body, inputs=None):
     """A list, best match first; [] when nothing matched."""
     items = extract_items(record, body)
     id_field = record["response"].get("id_field")
@@ -40,7 +58,7 @@ def shape_search_result(record, body):
         if id_field and id_field != "id" and "id" not in item and item.get(id_field) is not None:
             item["id"] = item[id_field]
         shaped.append(item)
-    return shaped
+    return best_match_first(record, shaped, inputs)
 
 
 def run_operation(client, record, inputs, token):
@@ -54,5 +72,5 @@ def run_operation(client, record, inputs, token):
             return []
         raise
     if record["kind"] == "search":
-        return shape_search_result(record, response.body)
+        return shape_search_result(record, response.body, inputs)
     return shape_action_result(record, response.body)

@@ -194,13 +194,26 @@ def validate_inputs(record, raw):
         if _is_blank(value) and field.get("default") is not None:
             value = field["default"]
         if _is_blank(value):
-            if field.get("required"):
+            # ``default_input``: a blank input takes another input's value, filled in below.
+            if field.get("required") and not field.get("default_input"):
                 problems[key] = "required"
             continue
         try:
             clean[key] = _coerce(field, value)
         except ValueError as exc:
             problems[key] = str(exc)
+    for key, field in declared.items():
+        source = field.get("default_input")
+        if not source or key in clean or key in problems:
+            continue
+        if source in clean:
+            try:
+                clean[key] = _coerce(field, clean[source])
+            except ValueError as exc:
+                problems[key] = str(exc)
+        elif field.get("required") and source not in problems:
+            problems[key] = "required"
+    problems.update(requirement_problems(record, clean, problems))
     for n in range(1, record.get("custom_field_slots", 0) + 1):
         id_key, value_key = f"custom_field_{n}_id", f"custom_field_{n}_value"
         if (id_key in clean) != (value_key in clean) and id_key not in problems and value_key not in problems:
@@ -211,3 +224,89 @@ def validate_inputs(record, raw):
     if problems:
         raise InvalidInput(problems)
     return clean
+
+
+# ----------------------------------------------------------------------------- requires_when
+#
+# A record's ``requires_when`` says which inputs are needed together, by the value of another:
+#     {"input": "type", "values": ["Email"], "requires": [["subject"], ["html", "message"]]}
+# When the input ``type`` is one of ``values`` (a rule without ``input`` always applies), each
+# group in ``requires`` needs at least one of its inputs. A group left empty is reported on its
+# first input. Format in ``catalog/operations/README.md``.
+
+REQUIRES_WHEN_KEYS = {"input", "values", "requires"}
+
+
+def _label(record, key):
+    field = next((f for f in record["inputs"] if f["key"] == key), None)
+    return field["label"] if field else key
+
+
+def requirement_problems(record, clean, problems=None):
+    """{input key: problem} for the ``requires_when`` groups that ``clean`` leaves empty.
+
+    A rule whose input has a problem, and a group with an input that has one, are skipped:
+    the earlier problem is what to fix first."""
+    problems = problems or {}
+    found = {}
+    for rule in record.get("requires_when") or ():
+        source = rule.get("input")
+        if source is not None:
+            if source in problems or source not in clean:
+                continue
+            if str(clean[source]) not in {str(v) for v in rule["values"]}:
+                continue
+            when = f"when {_label(record, source)} is {clean[source]}"
+        else:
+            when = None
+        for group in rule["requires"]:
+            if any(key in clean for key in group) or any(key in problems for key in group):
+                continue
+            first, others = group[0], group[1:]
+            problem = "required" + (f" {when}" if when else "")
+            if others:
+                problem += " (or give " + " or ".join(_label(record, k) for k in others) + ")"
+            found.setdefault(first, problem)
+    return found
+
+
+def check_requires_when(record):
+    """None when the record's ``requires_when`` and ``default_input`` follow the format, else what is wrong."""
+    inputs = {f["key"]: f for f in record.get("inputs", [])}
+    for field in inputs.values():
+        source = field.get("default_input")
+        if source is not None and (source not in inputs or source == field["key"]):
+            return f"input {field['key']}: default_input {source!r} is not another input"
+        if source is not None and inputs[source].get("default_input"):
+            return f"input {field['key']}: default_input {source!r} has a default_input itself"
+    rules = record.get("requires_when")
+    if rules is None:
+        return None
+    if not isinstance(rules, list) or not rules:
+        return "requires_when must be a non-empty list"
+    for rule in rules:
+        if not isinstance(rule, dict) or not set(rule) <= REQUIRES_WHEN_KEYS or "requires" not in rule:
+            return 'each requires_when rule is {"input", "values", "requires"} ("input" and "values" optional together)'
+        if ("input" in rule) != ("values" in rule):
+            return "a requires_when rule names both input and values, or neither"
+        if "input" in rule:
+            source = inputs.get(rule["input"])
+            if source is None:
+                return f"requires_when input {rule['input']!r} is not an input"
+            if not isinstance(rule["values"], list) or not rule["values"]:
+                return f"requires_when on {rule['input']}: values must be a non-empty list"
+            choices = source.get("choices")
+            if choices and not {str(v) for v in rule["values"]} <= {str(c) for c in choices}:
+                return f"requires_when on {rule['input']}: values must be among its choices"
+        groups = rule["requires"]
+        if not isinstance(groups, list) or not groups:
+            return "requires_when requires must be a non-empty list of groups"
+        for group in groups:
+            if not isinstance(group, list) or not group or not all(isinstance(k, str) for k in group):
+                return "each requires_when group is a non-empty list of input keys"
+            unknown = [k for k in group if k not in inputs]
+            if unknown:
+                return f"requires_when names unknown input(s) {', '.join(unknown)}"
+            if any(inputs[k].get("required") for k in group):
+                return f"requires_when group {group} holds a required input, which is always needed anyway"
+    return None

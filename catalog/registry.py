@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+from catalog.inputs import check_requires_when
 from catalog.pagination import PAGINATION_STYLES
 from ghl.time_window import check_window
 
@@ -211,6 +212,8 @@ def check_record(record):
         _check("{" + name + "}" in record["path"], record, f"path input {name} is not in the path")
     _check_response(record)
     check_window(record, CatalogError)
+    problem = check_requires_when(record)
+    _check(problem is None, record, problem)
 
 
 def _expand(record):

@@ -10,8 +10,13 @@ The translation, record by record:
 - every trigger is a polling trigger on ``POST /triggers/<key>``; the list triggers of things
   that appear (contacts, opportunities, appointments, notes, tasks, conversations, messages,
   users, businesses) also get an instant (REST hook) twin on ``/hooks``;
+- a trigger named for its event ("New Contact", "Contact Tag Added", "Invoice Paid": a name
+  that does not start with a request verb such as Get or List) is labelled with its name, and
+  when it fires on a list of new items or changes it gets an instant twin too. Other triggers'
+  labels are derived from their nouns ("New Pipeline", "Updated Contact");
 - searches and actions (plus the generic API Request) are searches and creates on
-  ``POST /actions/<key>``, with Find or Create Contact as a search-or-create;
+  ``POST /actions/<key>``, with Find or Create Contact and Find or Create Opportunity as
+  search-or-creates;
 - inputs become Zapier input fields; id inputs that a list trigger can enumerate become
   dynamic dropdowns; samples and output fields are the record's sample as the service answers it.
 
@@ -55,6 +60,8 @@ INPUT_TYPES = {
 # fire on changes. These replace the derived label where two triggers would share it or where
 # the noun alone would not say what fires.
 TRIGGER_LABELS = {
+    "list_contacts_deprecated": "New Contact (Deprecated List)",
+    "search_opportunities": "New Opportunity Matching Search",
     "get_contacts_by_business": "New Contact in Business",
     "search_contacts": "New Contact Matching Search",
     "get_duplicate_contact": "Updated Contact Matching Email or Phone",
@@ -85,6 +92,11 @@ ACTION_LABELS = {
 # List triggers whose "new item" is configuration nobody automates on: they stay available to
 # the dropdowns they serve and are hidden from the trigger list.
 DROPDOWN_ONLY_TRIGGERS = ("list_pipelines", "list_workflows", "list_campaigns", "list_custom_fields")
+
+# The first word of a trigger name that names its request (the seed's "Get Contact", "List
+# Pipelines"); any other first word means the name says what fires ("New Order", "Invoice Paid").
+REQUEST_VERBS = ("Get", "List", "Search", "Filter", "Find", "Check", "Download", "Fetch", "Read", "Retrieve",
+                 "Export", "Lookup", "Look", "Query", "Count", "Validate", "Verify")
 
 # Instant twins: list triggers (new items) of these nouns, i.e. things that appear and matter.
 INSTANT_NOUNS = ("Contact", "Opportunity", "Appointment", "Note", "Task", "Conversation", "Message", "User",
@@ -117,7 +129,8 @@ CUSTOM_FIELD_DROPDOWN = ("list_custom_fields", "name")
 # that is the intended chain (calendars within the step's calendar group).
 CHAINED_INPUTS = {"list_calendars": {"groupId"}}
 
-SEARCH_OR_CREATES = [("find_contact", "create_contact", "Find or Create Contact")]
+SEARCH_OR_CREATES = [("find_contact", "create_contact", "Find or Create Contact"),
+                     ("find_opportunity", "create_opportunity", "Find or Create Opportunity")]
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|_+")
@@ -212,8 +225,9 @@ def input_field(field, record, catalog):
     """One catalog input as a Zapier input field."""
     zapier = {"key": field["key"], "label": field["label"], "type": INPUT_TYPES[field.get("type", "string")]}
     # The service fills location inputs from the connection and blank inputs from their
-    # defaults, so neither needs the user.
-    zapier["required"] = bool(field.get("required")) and not field.get("location") and field.get("default") is None
+    # defaults (or from the input named by ``default_input``), so none of them needs the user.
+    zapier["required"] = (bool(field.get("required")) and not field.get("location") and field.get("default") is None
+                          and not field.get("default_input"))
     if field.get("help_text"):
         zapier["helpText"] = field["help_text"][:1000]
     if field.get("list"):
@@ -284,23 +298,44 @@ def answered_sample(record):
 def _trigger_output_labels(record):
     if record["response"].get("dedupe") == "changes":
         return {"id": "Change ID", "ghl_id": f"{record.get('noun', 'Record')} ID"}
+    watch = record["response"].get("watch") or {}
+    if watch and watch.get("event") != "created":
+        return {"id": "Change ID", "ghl_id": "GHL ID"}
     return {"id": "ID", "ghl_id": "GHL ID"}
 
 
 # ----------------------------------------------------------------------------- operations
 
 
-def trigger_label(record):
+def names_its_event(record):
+    """Whether the trigger's name says what fires ("New Contact", "Opportunity Stage Changed")
+    rather than which request it polls ("Get Contact", "List Pipelines")."""
+    words = record["name"].split()
+    return bool(words) and words[0] not in REQUEST_VERBS
+
+
+def trigger_label(record, catalog=None):
+    """The trigger's label: its name when that names the event, else "New <noun>" or "Updated
+    <noun>" (or ``TRIGGER_LABELS``). A derived label that an event-named trigger of ``catalog``
+    already has is followed by the trigger's own name, so no two triggers share a label."""
+    if names_its_event(record):
+        return record["name"]
     if record["key"] in TRIGGER_LABELS:
         return TRIGGER_LABELS[record["key"]]
     event = "Updated" if record["response"].get("dedupe") == "changes" else "New"
-    return f"{event} {record.get('noun') or record['name']}"
+    label = f"{event} {record.get('noun') or record['name']}"
+    if catalog is not None and any(names_its_event(r) and r["name"] == label for r in catalog.of_kind("trigger")):
+        label = f"{label} ({record['name']})"
+    return label
 
 
 def wants_instant_twin(record):
+    """List triggers of new items or changes get a REST hook twin: those of the nouns of things
+    that appear, and every trigger named for its event (a change, a payment, a submission)."""
     response = record["response"]
     return (not response.get("single") and response.get("dedupe") == "new"
-            and record["key"] not in DROPDOWN_ONLY_TRIGGERS and record.get("noun") in INSTANT_NOUNS)
+            and record["key"] not in DROPDOWN_ONLY_TRIGGERS
+            and (record.get("noun") in INSTANT_NOUNS or names_its_event(record)))
 
 
 def _display(label, description, hidden=False):
@@ -319,7 +354,7 @@ def polling_trigger(record, server_url, catalog):
     return {
         "key": record["key"],
         "noun": record.get("noun") or record["name"],
-        "display": _display(trigger_label(record), record["summary"],
+        "display": _display(trigger_label(record, catalog), record["summary"],
                             hidden=record["key"] in DROPDOWN_ONLY_TRIGGERS),
         "operation": {
             "type": "polling",
@@ -343,7 +378,7 @@ def instant_trigger(record, server_url, catalog):
     return {
         "key": key,
         "noun": polling["noun"],
-        "display": _display(f"{trigger_label(record)} (Instant)", record["summary"] + INSTANT_NOTE),
+        "display": _display(f"{trigger_label(record, catalog)} (Instant)", record["summary"] + INSTANT_NOTE),
         "operation": {
             "type": "hook",
             # index.js: the delivered JSON array is the list of items.
@@ -383,11 +418,12 @@ def search_or_creates(searches, creates):
     combos = {}
     for search_key, create_key, label in SEARCH_OR_CREATES:
         if search_key in searches and create_key in creates:
+            noun = searches[search_key]["noun"].lower()
+            article = "an" if noun[:1] in "aeiou" else "a"
             combos[search_key] = {
                 "key": search_key,
                 "display": {"label": label,
-                            "description": f"Finds a {searches[search_key]['noun'].lower()}, and creates one "
-                                           "when none matches."},
+                            "description": f"Finds {article} {noun}, and creates one when none matches."},
                 "search": search_key,
                 "create": create_key,
             }

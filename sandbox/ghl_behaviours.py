@@ -1,5 +1,6 @@
 """GHL endpoints that do more than store and return records: the contacts list and its
-cursor quirk, searches, upserts, duplicate checks, bulk tag updates, slugs and free slots.
+cursor quirk, searches, upserts, duplicate checks, bulk tag updates, slugs, free slots and
+sending a message.
 
 Each function takes a ``handlers.Call`` and answers ``(status, body)``; ``SPECIAL_CASES``
 maps (method, path shape) to them.
@@ -8,9 +9,10 @@ maps (method, path shape) to them.
 from datetime import datetime, timedelta, timezone
 
 from sandbox import activity, answers, commerce
-from sandbox.filters import matches_params, matches_search_filter, matches_text, same_phone, select
+from sandbox.filters import matches_params, matches_search_filter, matches_text, same_phone
 from sandbox.handlers import CREATE_DEFAULTS
 from sandbox.paging import PagingError, cursor_page, offset_page, sort_key
+from sandbox.seed import LOCATION_ID
 from sandbox.store import epoch_ms
 
 CONTACTS = "/contacts"
@@ -159,14 +161,43 @@ def bulk_business(call):
     return 200, {"success": True, "ids": ids}
 
 
+def _search_contact(call, contact_id):
+    """The contact as opportunity search items embed it (``SearchOpportunitiesContactResponseSchema``)."""
+    contact = call.store.get(CONTACTS, contact_id) if contact_id else None
+    if contact is None:
+        return None
+    name = contact.get("name") or " ".join(str(contact[f]) for f in ("firstName", "lastName") if contact.get(f))
+    return {"id": contact["id"], "name": name or None, "companyName": contact.get("companyName"),
+            "email": contact.get("email"), "phone": contact.get("phone"), "tags": list(contact.get("tags") or [])}
+
+
 def opportunities_search(call):
-    """``GET /opportunities/search?location_id``: snake_case filters, newest first, cursor meta."""
+    """``GET /opportunities/search?location_id``: snake_case filters, newest first, cursor meta.
+
+    Items embed their contact; ``q`` matches the opportunity's name and its contact's name,
+    email, phone and company (every word somewhere there), as GHL's search does."""
     if not call.args.get("location_id"):
         return answers.should_not_be_empty("location_id")
     records = [o for o in call.store.items(OPPORTUNITIES) if o.get("locationId") == call.args["location_id"]]
-    records = select(records, {k: v for k, v in call.args.items() if k != "location_id"})
+    records = [r for r in records if matches_params(r, {k: v for k, v in call.args.items() if k != "location_id"})]
+    contacts = {}
+
+    def embed(record):
+        contact_id = record.get("contactId")
+        if contact_id not in contacts:
+            contacts[contact_id] = _search_contact(call, contact_id)
+        if contacts[contact_id]:
+            record["contact"] = contacts[contact_id]
+        return record
+
+    text = call.args.get("q")
+    if text:
+        records = [r for r in map(embed, records)
+                   if matches_text({"name": r.get("name"), "contact": r.get("contact")}, text)]
     descending = not str(call.args.get("order", "")).endswith("_asc")
     page = cursor_page(records, call.args, "dateAdded", descending, default_limit=20, max_limit=100, url=call.url)
+    for record in page.items:
+        embed(record)
     return 200, {"opportunities": page.items, "meta": page.meta, "aggregations": {},
                  "traceId": answers.trace_id()}
 
@@ -195,6 +226,104 @@ def users_by_email(call):
              if str(u.get("email", "")).lower() in emails and matches_params(u, {"companyId": body.get("companyId")})]
     page = offset_page(users, body)
     return 200, {"users": page.items, "count": page.total}
+
+
+USER_SEARCH_TEXT_FIELDS = ("name", "firstName", "lastName", "email", "phone")
+
+
+def users_search(call):
+    """``GET /users/search?companyId``: the company's users, narrowed by ``locationId`` (users
+    with access to it), ``query`` (full name, email or phone), ``role``, ``type`` and ``ids``;
+    sorted by name unless ``sort``/``sortDirection`` say otherwise; ``skip``/``limit`` (25);
+    ``{users, count}``."""
+    args = call.args
+    users = [u for u in call.store.items("/users") if not u.get("deleted")
+             and str(u.get("companyId")) == str(args.get("companyId"))]
+    if args.get("locationId"):
+        users = [u for u in users if args["locationId"] in ((u.get("roles") or {}).get("locationIds") or [])]
+    for name in ("role", "type"):
+        if args.get(name):
+            users = [u for u in users if str((u.get("roles") or {}).get(name, "")).lower() == args[name].lower()]
+    if args.get("ids"):
+        wanted = {i.strip() for i in args["ids"].split(",") if i.strip()}
+        users = [u for u in users if u.get("id") in wanted]
+    if args.get("query"):
+        users = [u for u in users if matches_text({f: u.get(f) for f in USER_SEARCH_TEXT_FIELDS}, args["query"])]
+    field = args.get("sort") or "name"
+    descending = str(args.get("sortDirection", "asc")).lower() == "desc"
+    if field in ("dateAdded", "dateUpdated", "createdAt", "updatedAt"):
+        users.sort(key=lambda u: sort_key(u, field), reverse=descending)
+    else:
+        users.sort(key=lambda u: str(u.get(field) or "").lower(), reverse=descending)
+    page = offset_page(users, {"skip": args.get("skip"), "limit": args.get("limit") or 25})
+    return 200, {"users": page.items, "count": page.total, "traceId": answers.trace_id()}
+
+
+SEND_TYPES = ("SMS", "RCS", "Email", "WhatsApp", "IG", "FB", "Custom", "Live_Chat", "TIKTOK")
+MESSAGE_TYPES = {"SMS": "TYPE_SMS", "RCS": "TYPE_RCS", "Email": "TYPE_EMAIL", "WhatsApp": "TYPE_WHATSAPP",
+                 "IG": "TYPE_INSTAGRAM", "FB": "TYPE_FACEBOOK", "Custom": "TYPE_CUSTOM_PROVIDER_SMS",
+                 "Live_Chat": "TYPE_LIVE_CHAT", "TIKTOK": "TYPE_TIKTOK"}
+CONVERSATION_TYPES = {"Email": "TYPE_EMAIL", "FB": "TYPE_FB_MESSENGER"}
+MESSAGE_STATUSES = ("delivered", "failed", "pending", "read")
+
+
+def send_message(call):
+    """``POST /conversations/messages``: an outbound message in the contact's conversation
+    (made when the contact has none), kept where ``GET /conversations/messages/{id}`` and the
+    conversation's messages read it; an email also under ``/conversations/messages/email``.
+    ``{conversationId, messageId, emailMessageId (Email), msg, status}``. A contact the sandbox
+    does not hold is accepted (its conversation is in the sandbox location), as other creates are."""
+    body = call.body_dict
+    problems = []
+    if body.get("type") not in SEND_TYPES:
+        problems.append("type must be one of the following values: " + ", ".join(SEND_TYPES))
+    if body.get("status") not in MESSAGE_STATUSES:
+        problems.append("status must be one of the following values: " + ", ".join(MESSAGE_STATUSES))
+    for name in ("attachments", "emailCc", "emailBcc"):
+        if name in body and not (isinstance(body[name], list) and all(isinstance(v, str) for v in body[name])):
+            problems.append(f"{name} must be an array of strings")
+    if problems:
+        return answers.unprocessable(problems)
+    kind, contact_id = body["type"], str(body.get("contactId"))
+    contact = call.store.get(CONTACTS, contact_id) or {}
+    location_id = contact.get("locationId") or LOCATION_ID
+    text = body.get("message") or ""
+    conversation = call.store.find("/conversations", lambda c: c.get("contactId") == contact_id
+                                   and c.get("locationId") == location_id)
+    summary = {"lastMessageBody": text or body.get("subject") or "", "lastMessageType": MESSAGE_TYPES[kind],
+               "lastMessageDirection": "outbound", "lastMessageDate": epoch_ms(call.store.now())}
+    if conversation is None:
+        conversation = call.store.create("/conversations", {
+            "locationId": location_id, "contactId": contact_id, "type": CONVERSATION_TYPES.get(kind, "TYPE_PHONE"),
+            "unreadCount": 0, "fullName": contact.get("contactName") or contact.get("name"),
+            "email": contact.get("email"), "phone": contact.get("phone"), **summary})
+    else:
+        call.store.update("/conversations", conversation["id"], summary)
+    message = {
+        "conversationId": conversation["id"], "locationId": location_id, "contactId": contact_id,
+        "type": SEND_TYPES.index(kind) + 1, "messageType": MESSAGE_TYPES[kind], "direction": "outbound",
+        "status": body["status"], "body": text if kind != "Email" else (text or body.get("html") or ""),
+        "contentType": "text/html" if kind == "Email" and body.get("html") else "text/plain",
+        "attachments": list(body.get("attachments") or []), "source": "api",
+    }
+    for name in ("templateId", "threadId", "replyMessageId", "scheduledTimestamp", "fromNumber", "toNumber",
+                 "conversationProviderId", "appointmentId"):
+        if body.get(name) not in (None, ""):
+            message[name] = body[name]
+    answer = {"conversationId": conversation["id"]}
+    if kind == "Email":
+        email = call.store.create("/conversations/messages/email", {
+            "conversationId": conversation["id"], "locationId": location_id, "contactId": contact_id,
+            "subject": body.get("subject"), "body": body.get("html") or text, "altBody": text or None,
+            "from": body.get("emailFrom") or "owner@example.com", "to": [body.get("emailTo") or contact.get("email")],
+            "cc": list(body.get("emailCc") or []), "bcc": list(body.get("emailBcc") or []),
+            "attachments": list(body.get("attachments") or []), "direction": "outbound",
+            "status": body["status"], "threadId": body.get("threadId")})
+        message["meta"] = {"email": {"messageIds": [email["id"]], "subject": body.get("subject")}}
+        answer["emailMessageId"] = email["id"]
+    stored = call.store.create("/conversations/messages", message)
+    answer.update({"messageId": stored["id"], "msg": "Message queued successfully.", "status": body["status"]})
+    return 200, answer
 
 
 def slug_exists(call):
@@ -263,6 +392,8 @@ SPECIAL_CASES = {
     ("GET", "/opportunities/search"): opportunities_search,
     ("POST", "/opportunities/upsert"): opportunities_upsert,
     ("POST", "/users/search/filter-by-email"): users_by_email,
+    ("GET", "/users/search"): users_search,
+    ("POST", "/conversations/messages"): send_message,
     ("GET", "/blogs/posts/url-slug-exists"): slug_exists,
     ("POST", "/calendars/groups/validate-slug"): validate_group_slug,
     ("GET", "/calendars/{}/free-slots"): free_slots,

@@ -23,9 +23,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from catalog.registry import load_catalog
+from catalog.registry import Catalog, load_catalog, load_records
 from catalog.zapier_app import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
-                                build_parser, zapier_app_definition)
+                                build_parser, names_its_event, zapier_app_definition)
 from server.app import create_app
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, free_port
 
@@ -194,14 +194,24 @@ def test_every_catalog_operation_is_in_the_app_with_a_sample_and_events_and_impe
         assert operation["operation"]["sample"].get("id"), key
     labels = [t["display"]["label"] for t in triggers.values()]
     assert len(labels) == len(set(labels)), "two triggers share a label"
-    assert all(label.startswith(("New ", "Updated ")) for label in labels)
+    for key, operation in triggers.items():
+        record = CATALOG.get(key.removesuffix(INSTANT_SUFFIX)) or CATALOG.get(key)
+        label = operation["display"]["label"].removesuffix(" (Instant)")
+        # A trigger named for its event has that name; the others read as events too.
+        assert label == record["name"] if names_its_event(record) else label.startswith(("New ", "Updated ")), key
     assert triggers["get_contact"]["display"]["label"] == "Updated Contact"
-    assert triggers[CONTACTS]["display"]["label"] == "New Contact"
+    assert triggers["new_contact"]["display"]["label"] == "New Contact"
+    assert triggers[CONTACTS]["display"]["label"] == "New Contact (Deprecated List)"
     assert creates["create_contact"]["display"]["label"] == "Create Contact"
     assert creates["upsert_contact"]["display"]["label"] == "Create or Update Contact"
     assert app["searchOrCreates"]["find_contact"] == {
         "key": "find_contact", "display": app["searchOrCreates"]["find_contact"]["display"],
         "search": "find_contact", "create": "create_contact"}
+    assert app["searchOrCreates"]["find_opportunity"] == {
+        "key": "find_opportunity", "display": {
+            "label": "Find or Create Opportunity",
+            "description": "Finds an opportunity, and creates one when none matches."},
+        "search": "find_opportunity", "create": "create_opportunity"}
 
 
 def test_instant_twins_are_rest_hooks_on_the_hooks_endpoints_for_list_triggers_of_things_that_appear():
@@ -499,5 +509,154 @@ def test_a_rest_hook_subscribes_delivers_lists_and_unsubscribes(zapier_runtime, 
         assert results["unsubscribe"]["result"]["deleted"] is True
         gone = requests.get(f"{service.url}/hooks/{subscription['id']}", headers=SERVICE_AUTH, timeout=5)
         assert gone.status_code == 404
+    finally:
+        receiver.stop()
+
+
+# ----------------------------------------------------------------------------- issue 11: event triggers, new actions
+
+
+def test_triggers_named_for_their_event_keep_their_name_and_get_an_instant_twin():
+    app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
+    triggers = app["triggers"]
+    event_named = [r for r in CATALOG.of_kind("trigger") if names_its_event(r)]
+    assert {r["key"] for r in event_named} >= {
+        "new_contact", "contact_updated", "contact_tag_added", "contact_tag_removed", "new_opportunity",
+        "opportunity_stage_changed", "opportunity_status_changed"}
+    for record in event_named:
+        assert triggers[record["key"]]["display"]["label"] == record["name"]
+        if not record["response"]["single"] and record["response"]["dedupe"] == "new":
+            twin = triggers[record["key"] + INSTANT_SUFFIX]
+            assert twin["display"]["label"] == f"{record['name']} (Instant)"
+            assert twin["operation"]["performSubscribe"]["body"]["trigger"] == record["key"]
+    assert triggers["contact_tag_added"]["operation"]["outputFields"][0] == {"key": "id", "label": "Change ID",
+                                                                            "type": "string"}
+    assert triggers["new_contact"]["operation"]["outputFields"][0]["label"] == "ID"
+
+
+def test_a_trigger_added_later_gets_its_label_and_twin_from_its_record_alone():
+    records = load_records()
+    opportunity = next(r for r in records if r["key"] == "new_opportunity")
+    calendars = next(r for r in records if r["key"] == "list_calendars")
+    added = [{**opportunity, "key": "order_shipped", "name": "Order Shipped"},
+             {**calendars, "key": "new_calendar", "name": "New Calendar"}]
+    app = zapier_app_definition(Catalog(records + added), "https://ghl.example.com", False)
+    triggers = app["triggers"]
+    assert triggers["order_shipped"]["display"]["label"] == "Order Shipped"
+    assert triggers["order_shipped_instant"]["display"]["label"] == "Order Shipped (Instant)"
+    assert triggers["new_calendar"]["display"]["label"] == "New Calendar"
+    # The seed trigger that derived the same label gives way, by its own name.
+    assert triggers["list_calendars"]["display"]["label"] == "New Calendar (List Calendars)"
+    labels = [t["display"]["label"] for t in triggers.values()]
+    assert len(labels) == len(set(labels))
+
+
+def test_send_message_and_the_new_searches_in_the_definition():
+    app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
+    send = app["creates"]["send_message"]
+    assert send["display"]["label"] == "Send Message"
+    fields = {f["key"]: f for f in send["operation"]["inputFields"]}
+    assert fields["type"]["required"] is True and fields["type"]["choices"][:3] == ["SMS", "Email", "WhatsApp"]
+    assert "Email needs a Subject" in fields["type"]["helpText"]
+    assert fields["contactId"]["required"] is True
+    assert fields["status"]["required"] is False and fields["status"]["default"] == "pending"
+    assert fields["subType"]["required"] is False, "filled from the channel"
+    assert fields["attachments"]["list"] is True and fields["emailCc"]["list"] is True
+    assert send["operation"]["sample"]["id"] == "sample-message-1"
+    for key in ("find_opportunity", "find_user", "find_contact_appointments"):
+        search = app["searches"][key]
+        assert search["operation"]["sample"]["id"] and search["operation"]["inputFields"], key
+    users = {f["key"]: f for f in app["searches"]["find_user"]["operation"]["inputFields"]}
+    assert users["query"]["required"] is True and users["locationId"]["required"] is False
+    opportunity = {f["key"]: f for f in app["searches"]["find_opportunity"]["operation"]["inputFields"]}
+    assert opportunity["pipeline_id"]["dynamic"] == "list_pipelines.id.name"
+
+
+def test_find_or_create_opportunity_in_zapiers_runtime(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):
+    """Zapier runs a search-or-create as its search, then (on []) its create: both steps here."""
+    definition = json.loads((app_dir / "app-definition.json").read_text())["searchOrCreates"]["find_opportunity"]
+    search, create = definition["search"], definition["create"]
+    find = {"contact_id": "sandbox-contact-5", "pipeline_id": "sandbox-pipeline-1"}
+    results = zapier_runtime.run(app_dir, [
+        {"name": "miss", "path": f"searches.{search}.operation.perform", "bundle": {"inputData": find}},
+        {"name": "create", "path": f"creates.{create}.operation.perform",
+         "bundle": {"inputData": {"contactId": "sandbox-contact-5", "pipelineId": "sandbox-pipeline-1",
+                                  "name": "Eve's renewal", "monetaryValue": "250"}, "meta": {"withSearch": True}}},
+        {"name": "hit", "path": f"searches.{search}.operation.perform", "bundle": {"inputData": find}},
+        {"name": "by_text", "path": f"searches.{search}.operation.perform",
+         "bundle": {"inputData": {"q": "eve.fakename@example.com"}}},
+    ], tmp_path)
+    assert all(r["ok"] for r in results.values()), [r.get("error") for r in results.values()]
+    assert results["miss"]["result"] == []
+    created = results["create"]["result"]
+    assert created["id"] and created["name"] == "Eve's renewal" and created["status"] == "open"
+    assert [o["id"] for o in results["hit"]["result"]] == [created["id"]]
+    assert results["hit"]["result"][0]["contact"]["email"] == "eve.fakename@example.com"
+    assert [o["id"] for o in results["by_text"]["result"]] == [created["id"]]
+
+
+def test_send_message_and_the_new_searches_in_zapiers_runtime(zapier_runtime, app_dir, service, sandbox_reset,
+                                                             tmp_path):
+    requests.delete(f"{sandbox_reset.url}/_sandbox/requests", timeout=5)
+    results = zapier_runtime.run(app_dir, [
+        {"name": "email", "path": "creates.send_message.operation.perform", "bundle": {"inputData": {
+            "type": "Email", "contactId": "sandbox-contact-1", "subject": "Hello", "html": "<p>Hi Ada</p>",
+            "attachments": ["https://files.example.com/a.pdf"]}}},
+        {"name": "no_subject", "path": "creates.send_message.operation.perform", "bundle": {"inputData": {
+            "type": "Email", "contactId": "sandbox-contact-1", "message": "Hi"}}},
+        {"name": "user", "path": "searches.find_user.operation.perform",
+         "bundle": {"inputData": {"query": "alex.admin@example.com", "companyId": "sandbox-company"}}},
+        {"name": "appointments", "path": "searches.find_contact_appointments.operation.perform",
+         "bundle": {"inputData": {"contactId": "sandbox-contact-1"}}},
+        {"name": "no_appointments", "path": "searches.find_contact_appointments.operation.perform",
+         "bundle": {"inputData": {"contactId": "sandbox-contact-4"}}},
+    ], tmp_path)
+    email = results["email"]["result"]
+    assert email["id"] == email["messageId"] and email["emailMessageId"] and email["conversationId"]
+    error = results["no_subject"]["error"]
+    assert error["name"] == "ResponseError" and error["status"] == 400, error
+    assert json.loads(error["content"])["error"]["fields"] == {"subject": "required when Channel is Email"}
+    assert [u["id"] for u in results["user"]["result"]] == ["sandbox-user-1"]
+    assert [a["id"] for a in results["appointments"]["result"]] == ["sandbox-appointment-1"]
+    assert results["no_appointments"]["result"] == []
+    sent = [r for r in requests.get(f"{sandbox_reset.url}/_sandbox/requests", timeout=5).json()["requests"]
+            if r["path"] == "/conversations/messages"]
+    assert [r["json"] for r in sent] == [{
+        "type": "Email", "contactId": "sandbox-contact-1", "attachments": ["https://files.example.com/a.pdf"],
+        "subject": "Hello", "html": "<p>Hi Ada</p>", "status": "pending", "subType": "Email"}]
+
+
+def test_a_change_triggers_instant_twin_delivers_each_change(zapier_runtime, app_dir, service, sandbox_reset,
+                                                             tmp_path):
+    hook = "triggers.contact_tag_added_instant.operation"
+    receiver = Receiver()
+    try:
+        target_url = f"{receiver.url}/hooks/standard/1/zap-tag/"
+        subscribed = zapier_runtime.run(app_dir, [
+            {"name": "subscribe", "path": f"{hook}.performSubscribe",
+             "bundle": {"targetUrl": target_url, "inputData": {"tag": "Gold"}, "meta": {"zap": {"id": "zap-tag"}}}},
+        ], tmp_path)["subscribe"]
+        assert subscribed["ok"], subscribed.get("error")
+        subscription = subscribed["result"]
+        for contact_id, tags in (("sandbox-contact-2", ["gold"]), ("sandbox-contact-3", ["silver"])):
+            added = requests.post(f"{service.url}/actions/add_tags_to_contact", headers=SERVICE_AUTH, timeout=5,
+                                  json={"contactId": contact_id, "tags": tags})
+            assert added.status_code == 200, added.text
+        worker = hook_worker(service.app)
+        deadline = time.monotonic() + 10
+        while not receiver.bodies and time.monotonic() < deadline:
+            worker.tick()
+            time.sleep(0.1)
+        assert len(receiver.bodies) == 1, receiver.bodies
+        delivered = receiver.bodies[0]
+        assert [(item["ghl_id"], item["tag"]) for item in delivered] == [("sandbox-contact-2", "gold")]
+        results = zapier_runtime.run(app_dir, [
+            {"name": "perform", "path": f"{hook}.perform", "bundle": {"cleanedRequest": delivered}},
+            {"name": "unsubscribe", "path": f"{hook}.performUnsubscribe",
+             "bundle": {"subscribeData": subscription, "targetUrl": target_url}},
+        ], tmp_path)
+        assert all(r["ok"] for r in results.values()), [r.get("error") for r in results.values()]
+        assert results["perform"]["result"] == delivered
+        assert results["unsubscribe"]["result"]["deleted"] is True
     finally:
         receiver.stop()
