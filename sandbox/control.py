@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, jsonify, request
 
+from sandbox import commerce
 from sandbox.faults import FaultError
 from sandbox.handlers import CREATE_DEFAULTS
 from sandbox.routing import list_collection_shape
@@ -27,6 +28,8 @@ def index():
         "GET /_sandbox/requests", "DELETE /_sandbox/requests",
         "POST /_sandbox/records  {path, records, locationId}", "GET /_sandbox/records?path=/contacts/",
         "POST /_sandbox/latency  {ms}",
+        "POST /_sandbox/invoices/{invoiceId}/record-payment  {amount, mode}  (paid or partially_paid)",
+        "POST /_sandbox/list-order  {path, order: newest_first|oldest_first}",
     ]})
 
 
@@ -116,3 +119,32 @@ def set_latency():
         return _bad_request('send {"ms": n} with n >= 0')
     _state().latency_ms = ms
     return jsonify({"ms": ms})
+
+
+# -- forms, surveys, payments and invoices (sandbox.commerce) -----------------------------------------
+# Submissions, orders, transactions and invoices are made with POST /_sandbox/records (path
+# /forms/submissions, /surveys/submissions, /payments/orders, /payments/transactions, /invoices/).
+
+@control.post("/invoices/<invoice_id>/record-payment")
+def record_invoice_payment(invoice_id):
+    """GHL's ``POST /invoices/{invoiceId}/record-payment`` without a catalog route: ``amount``
+    (default: all that is due), ``mode`` (default cash); altId/altType default to the invoice's.
+    The invoice becomes paid or partially_paid, and a transaction is recorded for the payment."""
+    status, body = commerce.record_payment(_state().store, invoice_id, request.get_json(silent=True, force=True),
+                                           fill_defaults=True)
+    return jsonify(body), status
+
+
+@control.post("/list-order")
+def set_list_order():
+    """Answer a list whose order GHL does not document (``/payments/orders``...) newest
+    (``newest_first``, the default) or oldest (``oldest_first``) created first, until reset."""
+    payload = request.get_json(silent=True, force=True) or {}
+    path, order = payload.get("path"), payload.get("order")
+    if not isinstance(path, str) or not path.startswith("/"):
+        return _bad_request('send {"path": "/payments/orders", "order": "oldest_first"}')
+    try:
+        commerce.set_list_order(_state().store, _collection_key(path), order)
+    except ValueError as exc:
+        return _bad_request(str(exc))
+    return jsonify({"collection": _collection_key(path), "order": order})
