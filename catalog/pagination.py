@@ -44,6 +44,18 @@ PAGINATION_STYLES = {
         "size_param": "pageLimit",
         "size": 100,
     },
+    # GET /conversations/messages/export: the next page is asked for with the answer's opaque
+    # ``nextCursor`` (null on the last page); ``limit`` 10 to 500, default 100.
+    "messages_export_cursor": {
+        "kind": "cursor",
+        "send_in": "query",
+        "size_param": "limit",
+        "size": 100,
+        "cursor": {"cursor": "nextCursor"},
+    },
+    # POST /locations/{locationId}/tasks/search: ``skip``/``limit`` in the JSON body (limit default 25).
+    "search_body_skip_limit": {"kind": "offset", "send_in": "body", "param": "skip", "size_param": "limit",
+                               "size": 100},
     "last_message_id": {
         "kind": "last_item",
         "send_in": "query",

@@ -47,6 +47,9 @@ KINDS = ("trigger", "action", "search")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 INPUT_TYPES = ("string", "text", "integer", "number", "boolean", "datetime", "json")
 INPUT_PLACES = ("path", "query", "body")
+# An input only a trigger's ``response.watch`` applies (a filter on an item field GHL cannot
+# filter by, such as an appointment's status): never sent to GHL, names no GHL parameter.
+WATCH_PLACE = "watch"
 DEDUPE_STRATEGIES = ("new", "changes")
 WATCH_EVENTS = ("created", "changed", "list_added", "list_removed")
 WATCH_KEYS = {"event", "fields", "fields_input", "filters", "element", "created_field", "request"}
@@ -103,7 +106,7 @@ def _check_input(record, field):
     _check(KEY_PATTERN.match(key or ""), record, f"input key {key!r} is not a valid Zapier key")
     _check(field.get("label"), record, f"input {key} has no label")
     _check(field.get("type", "string") in INPUT_TYPES, record, f"input {key} has unknown type {field.get('type')!r}")
-    _check(field.get("in") in INPUT_PLACES + ("custom_fields",), record, f"input {key} has no valid 'in'")
+    _check(field.get("in") in INPUT_PLACES + ("custom_fields", WATCH_PLACE), record, f"input {key} has no valid 'in'")
     _check(isinstance(field.get("required", False), bool), record, f"input {key}: required must be a boolean")
     choices = field.get("choices")
     if choices is not None:
@@ -169,10 +172,14 @@ def _check_watch(record):
     filters = watch.get("filters", [])
     _check(isinstance(filters, list), record, "response.watch.filters must be a list")
     for spec in filters:
-        _check(isinstance(spec, dict) and set(spec) == {"input", "field"}, record,
-               "each response.watch.filters entry is {\"input\", \"field\"}")
-        _check(spec["input"] in inputs, record, f"response.watch filter input {spec['input']!r} is not an input")
+        _check(isinstance(spec, dict) and set(spec) in ({"input", "field"}, {"field", "value"}), record,
+               "each response.watch.filters entry is {\"input\", \"field\"} or {\"field\", \"value\"}")
         _check(isinstance(spec["field"], str) and spec["field"], record, "a watch filter needs a field")
+        if "value" in spec:
+            _check(isinstance(spec["value"], (str, int, float, bool)), record,
+                   f"response.watch filter on {spec['field']}: a fixed value is a string, number or boolean")
+            continue
+        _check(spec["input"] in inputs, record, f"response.watch filter input {spec['input']!r} is not an input")
         bound.append(spec["input"])
     _check(len(set(bound)) == len(bound), record, "response.watch binds an input twice")
     for name in bound:
@@ -180,6 +187,9 @@ def _check_watch(record):
         _check(field.get("in") != "path", record,
                f"input {name} is bound by response.watch and cannot fill a path parameter")
         _check(not field.get("location"), record, f"input {name} is the location and cannot be a watch filter")
+    for name, field in inputs.items():
+        _check(field.get("in") != WATCH_PLACE or name in bound, record,
+               f"input {name} has 'in': 'watch' but response.watch does not bind it")
     request = watch.get("request", {})
     _check(isinstance(request, dict), record, "response.watch.request must be an object")
     clash = sorted(set(request) & {f.get("field", f["key"]).split(".")[0] for f in record["inputs"]
@@ -205,6 +215,9 @@ def check_record(record):
         _check_input(record, field)
         _check(field["key"] not in keys, record, f"input {field['key']} declared twice")
         keys.add(field["key"])
+    watch_inputs = [f["key"] for f in record["inputs"] if f["in"] == WATCH_PLACE]
+    _check(not watch_inputs or (record.get("response") or {}).get("watch"), record,
+           f"input {', '.join(watch_inputs)} has 'in': 'watch' but the record has no response.watch")
     path_inputs = {f.get("field", f["key"]) for f in record["inputs"] if f["in"] == "path"}
     for name in PATH_PARAM.findall(record["path"]):
         _check(name in path_inputs, record, f"path parameter {name} has no input")

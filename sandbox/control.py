@@ -30,6 +30,7 @@ def index():
         "POST /_sandbox/latency  {ms}",
         "POST /_sandbox/invoices/{invoiceId}/record-payment  {amount, mode}  (paid or partially_paid)",
         "POST /_sandbox/list-order  {path, order: newest_first|oldest_first}",
+        "POST /_sandbox/messages/inbound|outbound  {conversationId | contactId, type, message} or {messages}",
     ]})
 
 
@@ -148,3 +149,29 @@ def set_list_order():
     except ValueError as exc:
         return _bad_request(str(exc))
     return jsonify({"collection": _collection_key(path), "order": order})
+
+
+# -- messages a customer (inbound) or the location (outbound) sends (sandbox.activity) -------------
+
+@control.post("/messages/<direction>")
+def add_messages(direction):
+    """Add a message to a conversation as GHL stores a customer's message (``inbound``) or the
+    location's own (``outbound``): ``{conversationId | contactId, type, message, date?}``, or
+    ``{"messages": [...]}`` for many; answers them as the message export lists them."""
+    from sandbox.activity import add_message  # imported here to keep this block in one place
+    if direction not in ("inbound", "outbound"):
+        return _bad_request("POST /_sandbox/messages/inbound or /_sandbox/messages/outbound")
+    payload = request.get_json(silent=True, force=True)
+    many = isinstance(payload, dict) and isinstance(payload.get("messages"), list)
+    bodies = payload["messages"] if many else [payload]
+    if not all(isinstance(body, dict) for body in bodies):
+        return _bad_request('send {"conversationId", "type", "message"} or {"messages": [...]}')
+    store, added = _state().store, []
+    with store.lock:
+        for body in bodies:
+            message, failure = add_message(store, body, direction)
+            if failure:
+                status, error = failure
+                return jsonify(error), status
+            added.append(message)
+    return jsonify({"messages": added, "ids": [m["id"] for m in added]}), 201

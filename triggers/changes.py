@@ -95,7 +95,7 @@ def bound_inputs(record):
     """Keys of the inputs the watch block reads itself: never sent to GHL (a GHL-side filter
     would hide a record until after it changed, so the change could not be seen)."""
     watch = record["response"].get("watch") or {}
-    keys = {f["input"] for f in watch.get("filters") or []}
+    keys = {f["input"] for f in watch.get("filters") or [] if "input" in f}
     if watch.get("fields_input"):
         keys.add(watch["fields_input"])
     return keys
@@ -128,8 +128,10 @@ def watch_of(record, inputs):
     chosen = inputs.get(block.get("fields_input")) if block.get("fields_input") else None
     if chosen:
         fields = chosen if isinstance(chosen, list) else [chosen]
-    filters = tuple((f["field"], inputs[f["input"]]) for f in block.get("filters") or []
-                    if inputs.get(f["input"]) not in (None, "", []))
+    # A filter is bound to an input (applied when it has a value) or fixed (``value``: always).
+    filters = tuple((f["field"], f["value"] if "value" in f else inputs[f["input"]])
+                    for f in block.get("filters") or []
+                    if "value" in f or inputs.get(f["input"]) not in (None, "", []))
     return Watch(
         event=block["event"],
         fields=tuple(dict.fromkeys(fields)),
