@@ -11,7 +11,8 @@ fresh sandbox (reset) and runs, as a polling Zap and as its REST-hook twin at th
   2. once: one matching event, a poll; then two more events, a poll: each fires exactly once,
      holding the values the case expects (``previous``, ``tag``, ``changed_fields``, ...);
   3. filter: events that do not match the trigger's inputs (another tag, stage, pipeline,
-     calendar, field, location, a window the range excludes) never fire;
+     calendar, field, channel, assignee, location, a window the range excludes) or are not the
+     trigger's event (an outbound message, a task made or reopened but not completed) never fire;
   4. restart (cases with ``restart``): an event, gunicorn restarted (and the hook worker), another
      event: both fire once, nothing is lost or repeated;
   5. burst (cases with ``burst``): 250 events fire in full over successive polls, 100, 100, 50;
@@ -19,13 +20,15 @@ fresh sandbox (reset) and runs, as a polling Zap and as its REST-hook twin at th
      one more worker poll after they arrived repeats nothing.
 
 The table: the seven contact and opportunity change triggers, ``list_calendar_events``, the form,
-survey, order, payment and invoice triggers, and ``appointment_booked``/``appointment_status_changed``
-(a case whose trigger is not in the catalog is skipped, and says so).
+survey, order, payment and invoice triggers, ``appointment_booked``/``appointment_status_changed``,
+``new_inbound_message`` (the export's cursor, direction filtered by the service) and ``task_completed``
+(a scan of the task search, ``completed`` false -> true). A case whose trigger is not in the catalog
+is skipped, and says so.
 
 Every trigger gets checks 1, 2, 3 and 6. The hook worker polls each subscription every
 HOOK_POLL_SECONDS (5 s); where the test waits for a hook poll it brings the subscription's
 ``next_poll_at`` forward to now in the service's database (``Hook.poll_now``), as if the 5 s had
-passed: the polls, leases and deliveries are the worker's own. Fifteen cases waiting two real
+passed: the polls, leases and deliveries are the worker's own. Seventeen cases waiting two real
 polls each would take well over two minutes. To keep the module near a minute:
   - restart for a representative subset: ``contact_tag_added`` (ordered by dateUpdated, a list
     event), ``opportunity_stage_changed`` (a scanning trigger), ``list_calendar_events`` (a plain
@@ -65,6 +68,8 @@ HOOK_POLL_SECONDS = 5  # HOOK_POLL_SECONDS's floor
 BURST = 250
 POOL = 5  # records made before turn-on, one per matching event: 3 for "once", 2 for "restart"
 DAY_MS = 86_400_000
+CONVERSATION = "sandbox-conversation-1"  # sandbox-contact-1's
+TASK_CONTACT = "sandbox-contact-2"
 
 
 def wait_for(condition, timeout, what):
@@ -140,6 +145,19 @@ class Ghl:
 
     def edit_appointment(self, event_id, **fields):
         return self.call("PUT", f"/calendars/events/appointments/{event_id}", version="2021-04-15", json=fields)
+
+    def messages(self, direction, bodies, kind="SMS", **where):
+        """Messages a customer (``inbound``) or the location (``outbound``) sends, as GHL stores them."""
+        where = where or {"conversationId": CONVERSATION}
+        return self.call("POST", f"/_sandbox/messages/{direction}", json={"messages": [
+            {"type": kind, "message": body, **where} for body in bodies]})["ids"]
+
+    def create_task(self, contact_id, **fields):
+        body = {"title": "Follow up", "dueDate": "2030-01-01T15:00:00Z", "completed": False, **fields}
+        return self.call("POST", f"/contacts/{contact_id}/tasks", json=body)["task"]["id"]
+
+    def complete(self, contact_id, task_id, completed=True):
+        return self.call("PUT", f"/contacts/{contact_id}/tasks/{task_id}/completed", json={"completed": completed})
 
     def appointments(self, count, title):
         """``count`` confirmed appointments from a day ahead, a minute apart (the control API)."""
@@ -395,6 +413,59 @@ def invoice_paid(ghl, ctx, n):
             "changed_fields": ["status"], "amountDue": 0}
 
 
+def inbound_message(ghl, ctx, n):
+    [message_id] = ghl.messages("inbound", [f"Inbound {n}"])
+    return {"id": message_id, "ghl_id": message_id, "body": f"Inbound {n}", "direction": "inbound",
+            "messageType": "TYPE_SMS", "conversationId": CONVERSATION, "contactId": "sandbox-contact-1"}
+
+
+def not_inbound_sms(ghl, ctx):
+    """The location's own SMS, a customer's WhatsApp message, another location's customer's SMS."""
+    ghl.messages("outbound", ["See you Tuesday"])
+    ghl.messages("inbound", ["Hola"], kind="WhatsApp", contactId="sandbox-contact-2")
+    ghl.messages("inbound", ["Hi?"], contactId=ghl.create_contact(location="other-location",
+                                                                  email="stranger@example.com"))
+
+
+def inbound_burst(ghl, ctx, settle):
+    made = ghl.messages("inbound", [f"Burst {n}" for n in range(BURST)])
+    ghl.messages("outbound", [f"Reply {n}" for n in range(20)])
+    return [{"id": i, "direction": "inbound"} for i in made]
+
+
+def tasks(ghl, count, title, **fields):
+    """``count`` tasks of TASK_CONTACT (pending, for sandbox-user-1 unless ``fields`` say), a minute apart."""
+    due = 1_893_456_000_000  # 2030
+    return ghl.records(f"/contacts/{TASK_CONTACT}/tasks", [
+        {"contactId": TASK_CONTACT, "title": f"{title} {n}", "completed": False, "assignedTo": "sandbox-user-1",
+         "dueDate": iso_from_ms(due + n * 60_000), **fields} for n in range(count)])
+
+
+def task_setup(ghl, burst):
+    made = tasks(ghl, POOL + burst, "Task")
+    return {"pool": made[:POOL], "burst": made[POOL:], "done": tasks(ghl, 1, "Done", completed=True)[0],
+            "theirs": tasks(ghl, 1, "Uma's", assignedTo="sandbox-user-2")[0]}
+
+
+def task_completed(ghl, ctx, n):
+    task_id = ctx["pool"][n]
+    ghl.complete(TASK_CONTACT, task_id)
+    return {"ghl_id": task_id, "id": f"{task_id}:1", "_id": task_id, "title": f"Task {n}", "completed": True,
+            "assignedTo": "sandbox-user-1", "contactId": TASK_CONTACT, "locationId": LOCATION,
+            "changed_fields": ["completed"], "previous": {"completed": False}}
+
+
+def not_completions(ghl, ctx):
+    """A task made and edited but not completed, a completed task reopened, another assignee's
+    completion, another location's task made complete."""
+    made = ghl.create_task(TASK_CONTACT, assignedTo="sandbox-user-1", title="Made after turn-on")
+    ghl.call("PUT", f"/contacts/{TASK_CONTACT}/tasks/{made}", json={"title": "Renamed", "body": "More"})
+    ghl.complete(TASK_CONTACT, ctx["done"], completed=False)
+    ghl.complete(TASK_CONTACT, ctx["theirs"])
+    stranger = ghl.create_contact(location="other-location", email="stranger@example.com")
+    ghl.create_task(stranger, assignedTo="sandbox-user-1", completed=True)
+
+
 CASES = [
     dict(key="new_contact", inputs={}, setup=no_setup, event=new_contact,
          other=lambda g, ctx: (g.update_contact("sandbox-contact-2", email="ben.new@example.com"),
@@ -466,9 +537,16 @@ CASES += [
          burst=lambda g, ctx, settle: [(g.edit_appointment(i, appointmentStatus="showed"), {
              "ghl_id": i, "id": f"{i}:1", "previous": {"appointmentStatus": "confirmed"}})[1] for i in ctx["burst"]]),
 ]
-# Issue 11's message and task triggers (new_inbound_message, task_completed: catalog/operations/
-# activity_triggers.json, tests/test_activity_triggers.py) go here as one dict each once their
-# records are in the catalog. A case whose trigger is not in the catalog is skipped, and says so.
+CASES += [
+    dict(key="new_inbound_message", inputs={"channel": "SMS"}, setup=no_setup, event=inbound_message,
+         other=not_inbound_sms, burst=inbound_burst),
+    dict(key="task_completed", inputs={"assignedTo": "sandbox-user-1"}, setup=task_setup, event=task_completed,
+         other=not_completions,
+         burst=lambda g, ctx, settle: [(g.complete(TASK_CONTACT, i), {
+             "ghl_id": i, "id": f"{i}:1", "completed": True, "previous": {"completed": False}})[1]
+             for i in ctx["burst"]]),
+]
+# A case whose trigger is not in the catalog is skipped, and says so.
 CATALOG_KEYS = {record["key"] for record in load_catalog()}
 
 
