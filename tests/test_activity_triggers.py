@@ -25,14 +25,14 @@ from ghl import time_window
 from ghl.time_window import compute_window
 from sandbox.seed import CALENDAR_ID
 from sandbox.store import iso_from_ms
-from tests.conftest import LOCATION, SANDBOX_TOKEN
-from triggers.hooks_store import scope_for_hook
-from triggers.poll import PollLimits, poll_into_backlog
+from tests import event_zaps
+from tests.conftest import LOCATION
+from tests.event_zaps import (BURST, check_rest_hook_path, drained_in_batches, ghl_fixture, only, with_location,
+                              zap_fixture)
 
 CATALOG = load_catalog()
 KEYS = ("appointment_booked", "appointment_status_changed", "new_inbound_message", "task_completed")
 DAY_MS = 86_400_000
-BURST = 250
 OTHER_CALENDAR = "sandbox-calendar-2"
 CONVERSATION = "sandbox-conversation-1"
 
@@ -53,40 +53,8 @@ needs_status_input = pytest.mark.skipif(not has_input("appointment_status_change
                                         reason="appointment_status_changed has no New Status input yet")
 
 
-class Zap:
-    def __init__(self, client, auth, trigger, inputs=None, zap_id="zap-1"):
-        self.client, self.trigger, self.inputs = client, trigger, inputs or {}
-        self.headers = {**auth, "X-Subscriber-Id": zap_id}
-        self.seen = set()
-
-    def poll(self):
-        """What Zapier fires for one poll, oldest first."""
-        response = self.client.post(f"/triggers/{self.trigger}", json=self.inputs, headers=self.headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        items = response.json
-        ids = [item["id"] for item in items]
-        assert len(ids) == len(set(ids)), "an answer must not hold an id twice"
-        new = [item for item in reversed(items) if item["id"] not in self.seen]
-        self.seen.update(ids)
-        return new
-
-
-class Ghl:
-    """Events made straight in the sandbox GHL, as GHL's UI, a customer or a workflow would."""
-
-    def __init__(self, sandbox):
-        self.url = sandbox.url
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {SANDBOX_TOKEN}"
-
-    def call(self, method, path, version="2021-07-28", **kwargs):
-        response = self.http.request(method, self.url + path, headers={"Version": version}, timeout=30, **kwargs)
-        assert response.status_code < 300, (method, path, response.text)
-        return response.json()
-
-    def records(self, path, records, location=LOCATION):
-        return self.call("POST", "/_sandbox/records", json={"path": path, "records": records,
-                                                            "locationId": location})["ids"]
+class Ghl(event_zaps.Ghl):
+    """Appointments, messages and tasks made straight in the sandbox GHL, as GHL's UI or a customer would."""
 
     # appointments
     def book(self, days_ahead, calendar=CALENDAR_ID, location=LOCATION, **fields):
@@ -130,16 +98,8 @@ class Ghl:
         return self.call("PUT", f"/contacts/{contact_id}/tasks/{task_id}/completed", json={"completed": completed})
 
 
-@pytest.fixture
-def ghl(sandbox_reset):
-    return Ghl(sandbox_reset)
-
-
-@pytest.fixture
-def zap(client, auth):
-    def make(trigger, inputs=None, zap_id="zap-1"):
-        return Zap(client, auth, trigger, inputs, zap_id)
-    return make
+ghl = ghl_fixture(Ghl)
+zap = zap_fixture()
 
 
 @pytest.fixture
@@ -147,11 +107,6 @@ def other_calendar(ghl):
     """A second calendar of the location, in no group."""
     ghl.records("/calendars", [{"id": OTHER_CALENDAR, "name": "Other Calendar", "slotDuration": 30}])
     return OTHER_CALENDAR
-
-
-def only(items):
-    assert len(items) == 1, items
-    return items[0]
 
 
 def test_the_records_are_in_the_catalog_and_their_samples_are_answered_as_is():
@@ -399,17 +354,11 @@ def test_task_completed(zap, ghl):
 
 # -- bursts --------------------------------------------------------------------------------------
 
-def _drained_in_batches(trigger):
-    batches = [trigger.poll() for _ in range(4)]
-    assert [len(b) for b in batches] == [100, 100, 50, 0]
-    return [item for batch in batches for item in batch]
-
-
 def test_a_burst_of_bookings_is_delivered_in_full_oldest_first(zap, ghl):
     trigger = zap("appointment_booked", {"calendarId": CALENDAR_ID})
     trigger.poll()
     ids = ghl.appointments(BURST)
-    assert [item["id"] for item in _drained_in_batches(trigger)] == ids
+    assert [item["id"] for item in drained_in_batches(trigger)] == ids
 
 
 def test_a_burst_of_appointment_status_changes_is_delivered_in_full(zap, ghl):
@@ -418,7 +367,7 @@ def test_a_burst_of_appointment_status_changes_is_delivered_in_full(zap, ghl):
     assert trigger.poll() == []
     for event_id in ids:
         ghl.set_status(event_id, "showed")
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert sorted(item["ghl_id"] for item in delivered) == sorted(ids)
     assert all(item["id"] == item["ghl_id"] + ":1" and item["previous"] == {"appointmentStatus": "confirmed"}
                for item in delivered)
@@ -430,7 +379,7 @@ def test_a_burst_of_inbound_messages_is_delivered_in_full_oldest_first(zap, ghl)
     trigger.poll()
     ids = ghl.messages("inbound", [f"Message {n}" for n in range(BURST)])
     ghl.messages("outbound", [f"Reply {n}" for n in range(20)])
-    assert [item["id"] for item in _drained_in_batches(trigger)] == ids
+    assert [item["id"] for item in drained_in_batches(trigger)] == ids
 
 
 @needs("task_completed")
@@ -443,7 +392,7 @@ def test_a_burst_of_task_completions_is_delivered_in_full(zap, ghl):
     assert trigger.poll() == []
     for task_id in ids:
         ghl.complete("sandbox-contact-2", task_id)
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert sorted(item["ghl_id"] for item in delivered) == sorted(ids)
     assert all(item["id"] == item["ghl_id"] + ":1" for item in delivered)
 
@@ -461,24 +410,15 @@ HOOK_CASES = {
 
 
 @pytest.mark.parametrize("trigger_key", [pytest.param(k, marks=needs(k)) for k in sorted(HOOK_CASES)])
-def test_the_rest_hook_path_yields_the_same_items(app, client, auth, ghl, trigger_key):
+def test_the_rest_hook_path_yields_the_same_items(app, zap, ghl, trigger_key):
     inputs, event = HOOK_CASES[trigger_key]
     ghl.state = {"appointment": ghl.book(2)}
-    shared = app.extensions["ghl_zapier"]
-    record = shared.catalog.get(trigger_key)
-    full_inputs = {**inputs, next(f["key"] for f in record["inputs"] if f.get("location")): LOCATION}
+    check_rest_hook_path(app, zap, trigger_key, inputs, lambda: event(ghl), hook_inputs=_with_defaults)
+
+
+def _with_defaults(record, inputs):
+    full_inputs = with_location(record, inputs)
     for field in record["inputs"]:  # the defaults Zapier would show (the service fills them for polls)
         if field.get("default") is not None:
             full_inputs.setdefault(field["key"], field["default"])
-    scope, limits = scope_for_hook("hook-under-test"), PollLimits()
-    polling = Zap(client, auth, trigger_key, inputs)
-    assert polling.poll() == []
-    assert poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits,
-                             seed=True) == 0
-    event(ghl)
-    new = poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits)
-    pushed = shared.store.pending(scope, 100)
-    polled = polling.poll()
-    assert new == len(pushed) == len(polled) >= 1
-    assert sorted(pushed, key=lambda i: i["id"]) == sorted(polled, key=lambda i: i["id"])
-    assert poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits) == 0
+    return full_inputs

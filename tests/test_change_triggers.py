@@ -9,52 +9,16 @@ A ``Zap`` stands in for Zapier: it fires only for ids it has not seen.
 """
 
 import pytest
-import requests
 
-from tests.conftest import LOCATION, SANDBOX_TOKEN
-from triggers.hooks_store import scope_for_hook
-from triggers.poll import PollLimits, poll_into_backlog
+from tests.conftest import LOCATION
+from tests.event_zaps import BURST, check_rest_hook_path, drained_in_batches, ghl_fixture, only, zap_fixture
+from tests import event_zaps
 
-GHL_HEADERS = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "Version": "2021-07-28"}
 PIPELINE = "sandbox-pipeline-1"
 
 
-class Zap:
-    def __init__(self, client, auth, trigger, inputs=None, zap_id="zap-1"):
-        self.client, self.trigger, self.inputs = client, trigger, inputs or {}
-        self.headers = {**auth, "X-Subscriber-Id": zap_id}
-        self.seen = set()
-
-    def poll(self):
-        """What Zapier fires for one poll, oldest first."""
-        response = self.client.post(f"/triggers/{self.trigger}", json=self.inputs, headers=self.headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        items = response.json
-        ids = [item["id"] for item in items]
-        assert len(ids) == len(set(ids)), "an answer must not hold an id twice"
-        new = [item for item in reversed(items) if item["id"] not in self.seen]
-        self.seen.update(ids)
-        return new
-
-    def drain(self, polls=5):
-        fired = []
-        for _ in range(polls):
-            fired.extend(self.poll())
-        return fired
-
-
-class Ghl:
-    """Events made straight in the sandbox GHL, as GHL's own UI or a workflow would."""
-
-    def __init__(self, sandbox):
-        self.url = sandbox.url
-        self.http = requests.Session()
-        self.http.headers.update(GHL_HEADERS)
-
-    def call(self, method, path, **kwargs):
-        response = self.http.request(method, self.url + path, timeout=30, **kwargs)
-        assert response.status_code < 300, (method, path, response.text)
-        return response.json()
+class Ghl(event_zaps.Ghl):
+    """Contacts, tags and opportunities changed straight in the sandbox GHL."""
 
     def create_contact(self, **fields):
         return self.call("POST", "/contacts/", json={"locationId": LOCATION, **fields})["contact"]
@@ -88,21 +52,8 @@ class Ghl:
         return self.call("PUT", f"/opportunities/{opportunity_id}/status", json={"status": status})
 
 
-@pytest.fixture
-def ghl(sandbox_reset):
-    return Ghl(sandbox_reset)
-
-
-@pytest.fixture
-def zap(client, auth):
-    def make(trigger, inputs=None, zap_id="zap-1"):
-        return Zap(client, auth, trigger, inputs, zap_id)
-    return make
-
-
-def only(items):
-    assert len(items) == 1, items
-    return items[0]
+ghl = ghl_fixture(Ghl)
+zap = zap_fixture()
 
 
 # -- one event at a time -------------------------------------------------------------------------
@@ -239,15 +190,6 @@ def test_opportunity_status_changed(zap, ghl):
 
 # -- bursts ------------------------------------------------------------------------------------------
 
-BURST = 250
-
-
-def _drained_in_batches(trigger):
-    batches = [trigger.poll() for _ in range(4)]
-    assert [len(b) for b in batches] == [100, 100, 50, 0]
-    return [item for batch in batches for item in batch]
-
-
 def _new_contacts(ghl, prefix, **fields):
     return ghl.bulk_create("/contacts/", [{"firstName": f"{prefix}{n}", "email": f"{prefix}{n}@example.com",
                                            "tags": [], **fields} for n in range(BURST)])
@@ -257,7 +199,7 @@ def test_a_burst_of_new_contacts_is_delivered_in_full_oldest_first(zap, ghl):
     trigger = zap("new_contact")
     trigger.poll()
     ids = _new_contacts(ghl, "burst")
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert [item["id"] for item in delivered] == ids
 
 
@@ -275,7 +217,7 @@ def test_a_burst_of_contact_changes_is_delivered_in_full(zap, ghl, trigger_key, 
     else:
         for n, contact_id in enumerate(ids):
             ghl.update_contact(contact_id, email=f"changed{n}@example.com")
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert sorted(item["ghl_id"] for item in delivered) == sorted(ids)
     assert len({item["id"] for item in delivered}) == BURST
     if trigger_key == "contact_updated":
@@ -287,7 +229,7 @@ def test_a_burst_of_new_opportunities_is_delivered_in_full(zap, ghl):
     trigger.poll()
     ids = ghl.bulk_create("/opportunities/", [{"name": f"Deal {n}", "pipelineId": PIPELINE,
                                                "pipelineStageId": "sandbox-stage-1"} for n in range(BURST)])
-    assert [item["id"] for item in _drained_in_batches(trigger)] == ids
+    assert [item["id"] for item in drained_in_batches(trigger)] == ids
 
 
 @pytest.mark.parametrize("trigger_key, inputs", [
@@ -304,7 +246,7 @@ def test_a_burst_of_opportunity_changes_is_delivered_in_full(zap, ghl, trigger_k
             ghl.move(opportunity_id, "sandbox-stage-4")
         else:
             ghl.set_status(opportunity_id, "won")
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert sorted(item["ghl_id"] for item in delivered) == sorted(ids)
     assert all(item["id"] == item["ghl_id"] + ":1" for item in delivered)
 
@@ -325,22 +267,6 @@ HOOK_CASES = {
 
 
 @pytest.mark.parametrize("trigger_key", sorted(HOOK_CASES))
-def test_the_rest_hook_path_yields_the_same_items(app, client, auth, ghl, trigger_key):
+def test_the_rest_hook_path_yields_the_same_items(app, zap, ghl, trigger_key):
     inputs, event = HOOK_CASES[trigger_key]
-    shared = app.extensions["ghl_zapier"]
-    record = shared.catalog.get(trigger_key)
-    full_inputs = {**inputs, next(f["key"] for f in record["inputs"] if f.get("location")): LOCATION}
-    scope, limits = scope_for_hook("hook-under-test"), PollLimits()
-    polling = Zap(client, auth, trigger_key, inputs)
-    assert polling.poll() == []
-    # Subscribing seeds the outbox with what exists now: nothing to push.
-    assert poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits,
-                             seed=True) == 0
-    event(ghl)
-    new = poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits)
-    pushed = shared.store.pending(scope, 100)
-    polled = polling.poll()
-    assert new == len(pushed) == len(polled) >= 1
-    assert sorted(pushed, key=lambda i: i["id"]) == sorted(polled, key=lambda i: i["id"])
-    # Polling again puts nothing new in the outbox.
-    assert poll_into_backlog(shared.client, shared.store, record, full_inputs, SANDBOX_TOKEN, scope, limits) == 0
+    check_rest_hook_path(app, zap, trigger_key, inputs, lambda: event(ghl))

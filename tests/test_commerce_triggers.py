@@ -22,83 +22,40 @@ from catalog.registry import load_catalog
 from catalog.zapier_app import answered_sample
 from ghl import time_window
 from sandbox.store import iso_from_ms
-from tests.conftest import LOCATION, SANDBOX_TOKEN
-from triggers.hooks_store import scope_for_hook
-from triggers.poll import PollLimits, poll_into_backlog
+from tests import event_zaps
+from tests.conftest import LOCATION
+from tests.event_zaps import (BURST, check_rest_hook_path, drained_in_batches, ghl_fixture, only, with_location,
+                              zap_fixture)
 
-GHL_HEADERS = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "Version": "2021-07-28"}
 TRIGGERS = ("new_form_submission", "new_survey_submission", "new_order", "new_payment", "invoice_paid")
 LIST_PATHS = {"new_form_submission": "/forms/submissions", "new_survey_submission": "/surveys/submissions",
               "new_order": "/payments/orders", "new_payment": "/payments/transactions", "invoice_paid": "/invoices/"}
 DAY_S = 86400
-BURST = 250
 
 
-class Zap:
-    def __init__(self, client, auth, trigger, inputs=None, zap_id="zap-1"):
-        self.client, self.trigger, self.inputs = client, trigger, inputs or {}
-        self.headers = {**auth, "X-Subscriber-Id": zap_id}
-        self.seen = set()
-
-    def answer(self, mode="live"):
-        response = self.client.post(f"/triggers/{self.trigger}", json=self.inputs,
-                                    headers={**self.headers, "X-Poll-Mode": mode})
-        assert response.status_code == 200, response.get_data(as_text=True)
-        return response.json
-
-    def poll(self):
-        """What Zapier fires for one poll, oldest first."""
-        items = self.answer()
-        ids = [item["id"] for item in items]
-        assert len(ids) == len(set(ids)), "an answer must not hold an id twice"
-        new = [item for item in reversed(items) if item["id"] not in self.seen]
-        self.seen.update(ids)
-        return new
-
-    def drain(self, polls=5):
-        fired = []
-        for _ in range(polls):
-            fired.extend(self.poll())
-        return fired
-
-
-class Ghl:
-    """Events made straight in the sandbox GHL, as a customer, GHL's UI or a workflow would."""
-
-    def __init__(self, sandbox):
-        self.url = sandbox.url
-        self.http = requests.Session()
-        self.http.headers.update(GHL_HEADERS)
-
-    def call(self, method, path, **kwargs):
-        response = self.http.request(method, self.url + path, timeout=30, **kwargs)
-        assert response.status_code < 300, (method, path, response.text)
-        return response.json()
-
-    def add(self, path, records, location=LOCATION):
-        return self.call("POST", "/_sandbox/records", json={"path": path, "records": records,
-                                                          "locationId": location})["ids"]
+class Ghl(event_zaps.Ghl):
+    """Submissions, orders, payments and invoices made straight in the sandbox GHL, as a customer would."""
 
     def submit(self, trigger, form, n=1, **fields):
         field = "formId" if trigger == "new_form_submission" else "surveyId"
-        return self.add(LIST_PATHS[trigger], [{field: form, "contactId": f"sandbox-contact-{k % 5 + 1}",
-                                               "name": f"Sample {k}", "email": f"sample{k}@example.com",
-                                               "others": {"message": "Hello"}, **fields} for k in range(n)])
+        return self.records(LIST_PATHS[trigger], [{field: form, "contactId": f"sandbox-contact-{k % 5 + 1}",
+                                                   "name": f"Sample {k}", "email": f"sample{k}@example.com",
+                                                   "others": {"message": "Hello"}, **fields} for k in range(n)])
 
     def place_orders(self, n=1, location=LOCATION, **fields):
-        return self.add("/payments/orders", [{"contactId": "sandbox-contact-1", "amount": 10 + k, "currency": "USD",
-                                              "status": "completed", "sourceType": "funnel", **fields}
-                                             for k in range(n)], location)
+        return self.records("/payments/orders", [{"contactId": "sandbox-contact-1", "amount": 10 + k,
+                                                  "currency": "USD", "status": "completed", "sourceType": "funnel",
+                                                  **fields} for k in range(n)], location)
 
     def charge(self, n=1, location=LOCATION, **fields):
-        return self.add("/payments/transactions", [{"contactId": "sandbox-contact-1", "amount": 10 + k,
-                                                    "entityType": "order", "status": "succeeded", **fields}
-                                                   for k in range(n)], location)
+        return self.records("/payments/transactions", [{"contactId": "sandbox-contact-1", "amount": 10 + k,
+                                                        "entityType": "order", "status": "succeeded", **fields}
+                                                       for k in range(n)], location)
 
     def invoices(self, n=1, total=100, status="sent", location=LOCATION, **fields):
-        return self.add("/invoices/", [{"name": f"Invoice {k}", "total": total, "status": status,
-                                        "contactDetails": {"id": "sandbox-contact-1", "name": "Ada Sample"},
-                                        **fields} for k in range(n)], location)
+        return self.records("/invoices/", [{"name": f"Invoice {k}", "total": total, "status": status,
+                                            "contactDetails": {"id": "sandbox-contact-1", "name": "Ada Sample"},
+                                            **fields} for k in range(n)], location)
 
     def pay(self, invoice_id, amount=None):
         body = {} if amount is None else {"amount": amount}
@@ -115,21 +72,8 @@ class Ghl:
         return self.http.get(self.url + path, params=params, timeout=30)
 
 
-@pytest.fixture
-def ghl(sandbox_reset):
-    return Ghl(sandbox_reset)
-
-
-@pytest.fixture
-def zap(client, auth):
-    def make(trigger, inputs=None, zap_id="zap-1"):
-        return Zap(client, auth, trigger, inputs, zap_id)
-    return make
-
-
-def only(items):
-    assert len(items) == 1, items
-    return items[0]
+ghl = ghl_fixture(Ghl)
+zap = zap_fixture(mode="live")  # said outright, as Zapier's index.js does
 
 
 def day(offset_days=0, now=None):
@@ -176,7 +120,7 @@ def test_new_submission(zap, ghl, trigger_key, field):
     assert any_form.poll() == [] and form_a.poll() == []
     # Another form; another location.
     [other] = ghl.submit(trigger_key, "form-b")
-    ghl.add(LIST_PATHS[trigger_key], [{field: "form-a", "name": "Elsewhere"}], location="other-location")
+    ghl.records(LIST_PATHS[trigger_key], [{field: "form-a", "name": "Elsewhere"}], location="other-location")
     assert form_a.poll() == []
     assert [i["id"] for i in any_form.poll()] == [other]
     # The form is filtered by GHL, not here: it is sent as formId/surveyId.
@@ -261,12 +205,6 @@ def test_invoice_paid(zap, ghl):
 
 # -- bursts ------------------------------------------------------------------------------------------
 
-def _drained_in_batches(trigger):
-    batches = [trigger.poll() for _ in range(4)]
-    assert [len(b) for b in batches] == [100, 100, 50, 0]
-    return [item for batch in batches for item in batch]
-
-
 BURSTS = {
     "new_form_submission": lambda g: g.submit("new_form_submission", "form-a", BURST),
     "new_survey_submission": lambda g: g.submit("new_survey_submission", "survey-a", BURST),
@@ -283,7 +221,7 @@ def test_a_burst_of_250_new_items_is_delivered_in_full_oldest_first(zap, ghl, tr
     trigger = zap(trigger_key)
     assert trigger.poll() == []
     ids = BURSTS[trigger_key](ghl)
-    assert [item["id"] for item in _drained_in_batches(trigger)] == ids
+    assert [item["id"] for item in drained_in_batches(trigger)] == ids
 
 
 def test_a_burst_of_250_paid_invoices_is_delivered_in_full(zap, ghl):
@@ -292,7 +230,7 @@ def test_a_burst_of_250_paid_invoices_is_delivered_in_full(zap, ghl):
     assert trigger.poll() == []
     for invoice_id in ids:
         ghl.pay(invoice_id)
-    delivered = _drained_in_batches(trigger)
+    delivered = drained_in_batches(trigger)
     assert sorted(item["ghl_id"] for item in delivered) == sorted(ids)
     assert all(item["id"] == item["ghl_id"] + ":1" and item["previous"] == {"status": "sent"} for item in delivered)
 
@@ -310,26 +248,11 @@ HOOK_CASES = {
 
 
 @pytest.mark.parametrize("trigger_key", sorted(HOOK_CASES))
-def test_the_rest_hook_path_yields_the_same_items(app, client, auth, ghl, trigger_key):
+def test_the_rest_hook_path_yields_the_same_items(app, zap, ghl, trigger_key):
     raw_inputs, event = HOOK_CASES[trigger_key]
     invoices = ghl.invoices(2)
-    shared = app.extensions["ghl_zapier"]
-    record = shared.catalog.get(trigger_key)
-    location_key = next(f["key"] for f in record["inputs"] if f.get("location"))
-    inputs = validate_inputs(record, {**raw_inputs, location_key: LOCATION})
-    scope, limits = scope_for_hook("hook-under-test"), PollLimits()
-    polling = Zap(client, auth, trigger_key, raw_inputs)
-    assert polling.poll() == []
-    # Subscribing seeds the outbox with what exists now: nothing to push.
-    assert poll_into_backlog(shared.client, shared.store, record, inputs, SANDBOX_TOKEN, scope, limits,
-                             seed=True) == 0
-    event(ghl, invoices)
-    new = poll_into_backlog(shared.client, shared.store, record, inputs, SANDBOX_TOKEN, scope, limits)
-    pushed = shared.store.pending(scope, 100)
-    polled = polling.poll()
-    assert new == len(pushed) == len(polled) >= 1
-    assert sorted(pushed, key=lambda i: i["id"]) == sorted(polled, key=lambda i: i["id"])
-    assert poll_into_backlog(shared.client, shared.store, record, inputs, SANDBOX_TOKEN, scope, limits) == 0
+    check_rest_hook_path(app, zap, trigger_key, raw_inputs, lambda: event(ghl, invoices),
+                         hook_inputs=lambda record, inputs: validate_inputs(record, with_location(record, inputs)))
 
 
 # -- the rolling window ----------------------------------------------------------------------------
