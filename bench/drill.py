@@ -39,7 +39,6 @@ is the at-least-once design, not a duplicate: its items are counted apart, as ``
 """
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -48,12 +47,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
-from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, free_port, procfile_command
+from bench import harness
+from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, procfile_command
 from bench.harness import HookWorkerProcess as HookWorker
 from catalog.registry import load_catalog
 
@@ -146,99 +145,49 @@ class PollingZap:
         return True
 
 
-class Receiver:
-    """hooks.zapier.com's stand-in: one path per subscription; records the batches it accepts.
-    While ``failing`` it answers a share of deliveries with a failure or slowly."""
+class Receiver(harness.Receiver):
+    """hooks.zapier.com's stand-in (``bench.harness.Receiver``, keeping connections open): one path
+    per subscription. While ``failing`` its answer policy answers a share of deliveries with a
+    failure or slowly; the rest it accepts (200)."""
 
     FAILURES = ("500", "503", "429", "drop", "slow")
 
     def __init__(self, fail_share, rng, slow_seconds=1.5):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(answer=self.fault_mix, keep_alive=True)
         self.fail_share = fail_share
         self.slow_seconds = slow_seconds
         self.rng = rng
         self.failing = True
-        self.lock = threading.Lock()
-        self.accepted = {}  # path -> Counter of ids
         self.keys = {}  # path -> what an item reports (default: its GHL id)
-        self.accepted_ids = {}  # path -> {what an item reports: [item ids accepted]}
-        self.batches = []  # accepted: (path, [(what an item reports, its id)], received at, answered at)
         self.outcomes = Counter()
-        self.server = None
 
-    def start(self):
-        receiver = self
+    def fault_mix(self, path, body):
+        """The answer to one delivery (called under the receiver's lock)."""
+        failure = None
+        if self.failing and self.rng.random() < self.fail_share:
+            failure = self.rng.choice(self.FAILURES)
+        self.outcomes[failure or "accepted"] += 1
+        if failure == "drop":
+            return harness.Answer(drop=True)
+        if failure in ("500", "503", "429"):
+            return harness.Answer(int(failure), {"Retry-After": "1"} if failure == "429" else {}, body=b"")
+        return harness.Answer(delay=self.slow_seconds if failure == "slow" else 0.0)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received = time.monotonic()
-                with receiver.lock:
-                    failure = None
-                    if receiver.failing and receiver.rng.random() < receiver.fail_share:
-                        failure = receiver.rng.choice(receiver.FAILURES)
-                    receiver.outcomes[failure or "accepted"] += 1
-                if failure == "drop":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(2)
-                    except OSError:
-                        pass
-                    return
-                if failure in ("500", "503", "429"):
-                    self.send_response(int(failure))
-                    if failure == "429":
-                        self.send_header("Retry-After", "1")
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if failure == "slow":
-                    time.sleep(receiver.slow_seconds)
-                try:
-                    items = json.loads(body)
-                except ValueError:
-                    items = []
-                with receiver.lock:
-                    ids = receiver.accepted.setdefault(self.path, Counter())
-                    key = receiver.keys.get(self.path, item_key)
-                    for item in items:
-                        ids[key(item)] += 1
-                        receiver.accepted_ids.setdefault(self.path, {}).setdefault(key(item), []).append(
-                            item.get("id"))
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Length", "2")
-                    self.end_headers()
-                    self.wfile.write(b"{}")
-                    self.wfile.flush()
-                finally:
-                    with receiver.lock:
-                        receiver.batches.append((self.path, [(key(item), item.get("id")) for item in items],
-                                                 received, time.monotonic()))
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True).start()
-        return self
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+    def accepted_batches(self, path):
+        """Batches to ``path`` answered 200 (the answer written or being written), in that order."""
+        return sorted((batch for batch in self.batches(path) if batch.accepted), key=lambda batch: batch.replying)
 
     def ids(self, path):
-        with self.lock:
-            return Counter(self.accepted.get(path, Counter()))
+        key = self.keys.get(path, item_key)
+        return Counter(key(item) for batch in self.accepted_batches(path) for item in batch.items)
 
     def item_ids(self, path):
-        with self.lock:
-            return {key: list(ids) for key, ids in self.accepted_ids.get(path, {}).items()}
+        key = self.keys.get(path, item_key)
+        found = {}
+        for batch in self.accepted_batches(path):
+            for item in batch.items:
+                found.setdefault(key(item), []).append(item.get("id"))
+        return found
 
     def unread(self, path, kills_at, delivery_timeout):
         """(What an item reports, its id) -> how many of its accepted copies came in a batch whose answer
@@ -247,12 +196,14 @@ class Receiver:
         worker still had to read the 200 and record it), or it was answered later than the
         worker's delivery timeout. The worker sends such a batch again, by design (at least once)."""
         unread = Counter()
-        with self.lock:
-            batches = [b for b in self.batches if b[0] == path]
-        for _, items, received, answered in batches:
+        key = self.keys.get(path, item_key)
+        for batch in self.accepted_batches(path):
+            if batch.answered is None:
+                continue
+            received, answered = batch.received, batch.answered
             late = answered - received >= delivery_timeout - 0.5
             if late or any(received - 1.0 <= at <= answered + KILL_GRACE for at in kills_at):
-                unread.update(items)
+                unread.update((key(item), item.get("id")) for item in batch.items)
         return unread
 
 

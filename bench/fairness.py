@@ -20,18 +20,16 @@ the default cap (``HOOK_MAX_PER_CREDENTIAL``); the flood with the cap raised to 
 cap), the third phase would repeat it and is left out.
 """
 
-import json
 import statistics
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
-from bench.harness import LOCATION, TOKEN, HookWorkerProcess, Service, free_port
+from bench.harness import LOCATION, TOKEN, HookWorkerProcess, Receiver, Service
 from bench.sandbox_server import bench_tokens
 
 TRIGGER = "list_contacts_deprecated"
@@ -150,55 +148,19 @@ def bogus_tokens(service, label, args):
 
 
 # -- hook flood -------------------------------------------------------------------------------------
-class DeliveryReceiver:
-    """hooks.zapier.com's stand-in: accepts every delivery (200) and records, per path, when each
-    item (by GHL id) first arrived."""
+class DeliveryReceiver(Receiver):
+    """hooks.zapier.com's stand-in (``bench.harness.Receiver``, keeping connections open): accepts
+    every delivery (200); ``arrived`` tells, per path, when each item (by GHL id) first arrived."""
 
     def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.lock = threading.Lock()
-        self.arrivals = {}  # path -> {ghl id: first arrival (time.time())}
-        self.server = None
-
-    def start(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                now = time.time()
-                try:
-                    items = json.loads(body)
-                except ValueError:
-                    items = []
-                with receiver.lock:
-                    seen = receiver.arrivals.setdefault(self.path, {})
-                    for item in items if isinstance(items, list) else []:
-                        seen.setdefault(item.get("ghl_id", item.get("id")), now)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True).start()
-        return self
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
+        super().__init__(keep_alive=True)
 
     def arrived(self, path):
-        with self.lock:
-            return dict(self.arrivals.get(path, {}))
+        seen = {}
+        for batch in self.batches(path):
+            for item in batch.items:
+                seen.setdefault(item.get("ghl_id", item.get("id")), batch.at)
+        return seen
 
 
 def subscribe(url, token, location, target_url):

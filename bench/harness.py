@@ -8,18 +8,23 @@ worker class) for comparing configurations; it knows its worker pids,
 their resident memory, and can SIGKILL one (the master starts a replacement). ``HookWorkerProcess``:
 the ``Procfile``'s ``worker:`` line (the REST-hook worker) in its own process group. Both take a
 ``cwd`` and a ``procfile``, so they can run another checkout of the service (an older commit's
-worktree) with this interpreter.
+worktree) with this interpreter. ``Receiver``: hooks.zapier.com's stand-in, in this process, that
+records every batch the hook worker POSTs and answers as told (the bench and the tests use it).
 Everything binds 127.0.0.1 and every process started here is stopped by the object that
 started it.
 """
 
+import json
 import os
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -345,6 +350,169 @@ class HookWorkerProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+@dataclass
+class Answer:
+    """How ``Receiver`` answers one POST: ``status`` with ``headers`` and ``body`` after ``delay``
+    seconds; ``drop`` closes the connection without any answer."""
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+    body: bytes = b"{}"
+
+
+@dataclass
+class Batch:
+    """One POST ``Receiver`` got: its ``path``, its JSON ``body`` (None when it was not JSON), when it
+    was read in full (``received``: ``time.monotonic()``; ``at``: ``time.time()``), how it was
+    answered (``answer``), when the answer started (``replying``, after any delay or hold) and when it
+    was written (``answered``); both None until then, ``answered`` stays None for a drop."""
+    path: str
+    body: object
+    received: float
+    at: float
+    answer: Answer
+    replying: float = None
+    answered: float = None
+
+    @property
+    def items(self):
+        return self.body if isinstance(self.body, list) else []
+
+    @property
+    def accepted(self):
+        """Answered with a 2xx (so far: the answer is being written or was)."""
+        return self.replying is not None and not self.answer.drop and 200 <= self.answer.status < 300
+
+
+class Receiver:
+    """hooks.zapier.com's stand-in on a loopback port: records every JSON body POSTed to it, per
+    path, as a ``Batch`` (in arrival order), then answers.
+
+    The answer to a POST is, first to last: the next of ``script(path, answers)`` for its path (an
+    ``Answer`` or a ``(status, headers)`` pair); else what ``answer(path, body)`` returns (a
+    callable given to the constructor, called under ``lock``; None means 200); else 200. ``hold(path)``
+    keeps the next POST to that path received but unanswered until the returned event is set (10 s
+    at most); ``delay`` seconds are added to every answer. ``keep_alive`` answers in HTTP/1.1 (the
+    connection stays open, as hooks.zapier.com's would); without it each connection closes after
+    its answer, so ``stop()`` takes the receiver down for every client (``start()`` brings it back
+    up on the same port)."""
+
+    def __init__(self, answer=None, keep_alive=False):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.answer = answer
+        self.keep_alive = keep_alive
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self._batches = []
+        self._by_path = {}
+        self._scripts = {}
+        self._holds = {}
+        self.server = None
+
+    def _receive(self, path, raw):
+        received, at = time.monotonic(), time.time()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        with self.lock:
+            script = self._scripts.get(path)
+            if script:
+                answer = script.pop(0)
+            else:
+                answer = self.answer(path, body) if self.answer else None
+            if answer is None:
+                answer = Answer()
+            elif not isinstance(answer, Answer):
+                status, headers = answer
+                answer = Answer(status, dict(headers))
+            batch = Batch(path, body, received, at, answer)
+            self._batches.append(batch)
+            self._by_path.setdefault(path, []).append(batch)
+            held = self._holds.pop(path, None)
+        return batch, held
+
+    def start(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
+            def do_POST(self):
+                batch, held = receiver._receive(self.path, self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                answer = batch.answer
+                if held is not None:
+                    held.wait(10)
+                if answer.delay or receiver.delay:
+                    time.sleep(answer.delay + receiver.delay)
+                batch.replying = time.monotonic()
+                if answer.drop:
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                    self.wfile.flush()
+                finally:
+                    batch.answered = time.monotonic()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def script(self, path, answers):
+        """The next answers to POSTs to ``path``, in order: ``Answer``s or ``(status, headers)``."""
+        with self.lock:
+            self._scripts[path] = list(answers)
+
+    def hold(self, path):
+        """Keep the next POST to ``path`` unanswered until the returned event is set."""
+        with self.lock:
+            self._holds[path] = threading.Event()
+            return self._holds[path]
+
+    def batches(self, path=None):
+        """The batches received (to ``path``, or to any), in arrival order."""
+        with self.lock:
+            return list(self._batches if path is None else self._by_path.get(path, ()))
+
+    def bodies(self, path=None):
+        return [batch.body for batch in self.batches(path)]
+
+    def items(self, path=None):
+        """Every item of every batch received (to ``path``), answered or not, in arrival order."""
+        return [item for batch in self.batches(path) for item in batch.items]
+
+    def requests_to(self, path):
+        with self.lock:
+            return len(self._by_path.get(path, ()))
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -44,23 +44,20 @@ the hook, which poll at different moments, see the same changes whatever their t
 Run: ``.venv/bin/python -m pytest -q tests/test_event_triggers_e2e.py``.
 """
 
-import json
 import os
 import sqlite3
-import threading
 import time
 from collections import Counter
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
-from bench.harness import HookWorkerProcess, procfile_command
+from bench.harness import HookWorkerProcess, Receiver, procfile_command
 from catalog.registry import load_catalog
 from sandbox.seed import CALENDAR_ID
 from sandbox.store import iso_from_ms
-from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService, free_port
+from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService
 
 PIPELINE = "sandbox-pipeline-1"
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
@@ -197,42 +194,6 @@ class Zap:
         self.seen.update(item["id"] for item in new)
         self.fired.extend(new)
         return new
-
-
-class Receiver:
-    """hooks.zapier.com's stand-in: every item POSTed, per path."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.lock = threading.Lock()
-        self.bodies = {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                with receiver.lock:
-                    receiver.bodies.setdefault(self.path, []).append(body)
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def items(self, path):
-        with self.lock:
-            return [item for body in self.bodies.get(path, []) for item in body]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # -- what a fired item must hold -------------------------------------------------------------------
@@ -578,7 +539,7 @@ def worker(env):
 
 @pytest.fixture(scope="module")
 def receiver():
-    running = Receiver()
+    running = Receiver().start()
     yield running
     running.stop()
 

@@ -13,17 +13,16 @@ import sqlite3
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
+from bench.harness import Receiver
 from server.app import create_app
-from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService, free_port
+from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService
 
 TRIGGER = "list_contacts_deprecated"
 POLL_SECONDS = 5  # HOOK_POLL_SECONDS's floor
@@ -38,73 +37,6 @@ def wait_for(condition, timeout, what):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Receiver:
-    """A stand-in for hooks.zapier.com: records every JSON body POSTed, per path. ``script(path,
-    answers)`` sets the next answers for a path; ``hold(path)`` keeps the next request waiting
-    (received, unanswered) until ``release``; ``stop``/``start`` take it down and back up."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.changed = threading.Condition()
-        self.bodies = {}
-        self.scripts = {}
-        self.holds = {}
-        self.delay = 0.0
-        self.server = None
-
-    def start(self):
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                with receiver.changed:
-                    receiver.bodies.setdefault(self.path, []).append(body)
-                    script = receiver.scripts.get(self.path)
-                    status, headers = script.pop(0) if script else (200, {})
-                    held = receiver.holds.pop(self.path, None)
-                    receiver.changed.notify_all()
-                if held is not None:
-                    held.wait(10)
-                time.sleep(receiver.delay)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def script(self, path, answers):
-        with self.changed:
-            self.scripts[path] = list(answers)
-
-    def hold(self, path):
-        with self.changed:
-            self.holds[path] = threading.Event()
-            return self.holds[path]
-
-    def items(self, path):
-        with self.changed:
-            return [item for body in self.bodies.get(path, []) for item in body]
-
-    def requests_to(self, path):
-        with self.changed:
-            return len(self.bodies.get(path, []))
 
 
 class Worker:

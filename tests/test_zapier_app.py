@@ -17,17 +17,17 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from bench.harness import Receiver
 from catalog.registry import Catalog, load_catalog, load_records
 from catalog.zapier_app import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
                                 build_parser, names_its_event, zapier_app_definition)
 from server.app import create_app
-from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, free_port
+from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN
 
 HARNESS = ROOT / "tests" / "zapier"
 NODE_MODULES = HARNESS / "node_modules"
@@ -426,33 +426,6 @@ def test_a_429_from_ghl_surfaces_as_zapiers_throttled_error(zapier_runtime, app_
 # ----------------------------------------------------------------------------- REST hooks
 
 
-class Receiver:
-    """Stands in for hooks.zapier.com: records the JSON body of every POST."""
-
-    def __init__(self):
-        self.bodies = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def hook_worker(app):
     """The REST hook worker, in this process, on the service's database and GHL client."""
     from triggers.hooks_store import SqliteHookStore, TokenCipher
@@ -469,7 +442,7 @@ def test_a_rest_hook_subscribes_delivers_lists_and_unsubscribes(zapier_runtime, 
         pytest.skip("REST hooks (issue 5) are not built yet: POST /hooks answers "
                     f"{probe.status_code}; this test runs once server/routes/hooks.py has them")
     hook = f"triggers.{CONTACTS}{INSTANT_SUFFIX}.operation"
-    receiver = Receiver()
+    receiver = Receiver().start()
     try:
         target_url = f"{receiver.url}/hooks/standard/1/zap-hook/"
         subscribed = zapier_runtime.run(app_dir, [
@@ -486,11 +459,11 @@ def test_a_rest_hook_subscribes_delivers_lists_and_unsubscribes(zapier_runtime, 
         new_id = created.json()["ids"][0]
         worker = hook_worker(service.app)
         deadline = time.monotonic() + 10
-        while not receiver.bodies and time.monotonic() < deadline:
+        while not receiver.bodies() and time.monotonic() < deadline:
             worker.tick()  # the subscription is due one second after subscribing
             time.sleep(0.1)
-        assert len(receiver.bodies) == 1, "one delivery of what appeared after subscribing"
-        delivered = receiver.bodies[0]
+        assert len(receiver.bodies()) == 1, "one delivery of what appeared after subscribing"
+        delivered = receiver.bodies()[0]
         assert isinstance(delivered, list) and [item["ghl_id"] for item in delivered] == [new_id]
 
         results = zapier_runtime.run(app_dir, [
@@ -629,7 +602,7 @@ def test_send_message_and_the_new_searches_in_zapiers_runtime(zapier_runtime, ap
 def test_a_change_triggers_instant_twin_delivers_each_change(zapier_runtime, app_dir, service, sandbox_reset,
                                                              tmp_path):
     hook = "triggers.contact_tag_added_instant.operation"
-    receiver = Receiver()
+    receiver = Receiver().start()
     try:
         target_url = f"{receiver.url}/hooks/standard/1/zap-tag/"
         subscribed = zapier_runtime.run(app_dir, [
@@ -644,11 +617,11 @@ def test_a_change_triggers_instant_twin_delivers_each_change(zapier_runtime, app
             assert added.status_code == 200, added.text
         worker = hook_worker(service.app)
         deadline = time.monotonic() + 10
-        while not receiver.bodies and time.monotonic() < deadline:
+        while not receiver.bodies() and time.monotonic() < deadline:
             worker.tick()
             time.sleep(0.1)
-        assert len(receiver.bodies) == 1, receiver.bodies
-        delivered = receiver.bodies[0]
+        assert len(receiver.bodies()) == 1, receiver.bodies()
+        delivered = receiver.bodies()[0]
         assert [(item["ghl_id"], item["tag"]) for item in delivered] == [("sandbox-contact-2", "gold")]
         results = zapier_runtime.run(app_dir, [
             {"name": "perform", "path": f"{hook}.perform", "bundle": {"cleanedRequest": delivered}},
