@@ -13,8 +13,8 @@ fresh sandbox (reset) and runs, as a polling Zap and as its REST-hook twin at th
   3. filter: events that do not match the trigger's inputs (another tag, stage, pipeline,
      calendar, field, channel, assignee, location, a window the range excludes) or are not the
      trigger's event (an outbound message, a task made or reopened but not completed) never fire;
-  4. restart (cases with ``restart``): an event, gunicorn restarted (and the hook worker), another
-     event: both fire once, nothing is lost or repeated;
+  4. restart: an event, gunicorn restarted (and the hook worker), another event: both fire once,
+     nothing is lost or repeated;
   5. burst (cases with ``burst``): 250 events fire in full over successive polls, 100, 100, 50;
   6. the hook: the receiver gets exactly the events the Zap fired (same values), each once, and
      one more worker poll after they arrived repeats nothing.
@@ -25,19 +25,14 @@ survey, order, payment and invoice triggers, ``appointment_booked``/``appointmen
 (a scan of the task search, ``completed`` false -> true). A case whose trigger is not in the catalog
 is skipped, and says so.
 
-Every trigger gets checks 1, 2, 3 and 6. The hook worker polls each subscription every
+Every trigger gets checks 1, 2, 3, 4 and 6. The hook worker polls each subscription every
 HOOK_POLL_SECONDS (5 s); where the test waits for a hook poll it brings the subscription's
 ``next_poll_at`` forward to now in the service's database (``Hook.poll_now``), as if the 5 s had
-passed: the polls, leases and deliveries are the worker's own. Seventeen cases waiting two real
-polls each would take well over two minutes. To keep the module near a minute:
-  - restart for a representative subset: ``contact_tag_added`` (ordered by dateUpdated, a list
-    event), ``opportunity_stage_changed`` (a scanning trigger), ``list_calendar_events`` (a plain
-    "new" trigger with a rolling window), ``invoice_paid`` (a scanning change trigger on a
-    windowed list);
-  - burst for every trigger but two: ``contact_updated`` (a burst of updates needs 250 baselined
-    contacts, and an ordered first poll baselines one page) and ``contact_tag_removed`` (the same
-    path as ``contact_tag_added``'s burst). ``tests/test_change_triggers.py`` runs both bursts
-    in-process.
+passed: the polls, leases and deliveries are the worker's own (seventeen cases waiting two real
+polls each would take well over two minutes). Every trigger but two also gets check 5:
+``contact_updated`` (a burst of updates needs 250 baselined contacts, and an ordered first poll
+baselines one page) and ``contact_tag_removed`` (the same path as ``contact_tag_added``'s burst);
+``tests/test_change_triggers.py`` runs both bursts in-process.
 The hook twin receives the bursts too. Each case's events touch distinct records, so the Zap and
 the hook, which poll at different moments, see the same changes whatever their timing.
 
@@ -222,7 +217,7 @@ def check_fired(fired, expected, what):
 # "burst" (records the burst changes); event(ghl, ctx, n) makes the n-th matching event and returns
 # what its item must hold (must include "ghl_id" or "id", and "tag" for list events);
 # other(ghl, ctx) makes events that must never fire; burst(ghl, ctx, settle) makes 250 matching events
-# and returns their expected items (``settle()`` polls the Zap, asserting nothing fires); restart.
+# and returns their expected items (``settle()`` polls the Zap, asserting nothing fires).
 
 def contact_pool(tags):
     def setup(ghl, burst):
@@ -437,7 +432,7 @@ CASES = [
          other=lambda g, ctx: (g.update_contact("sandbox-contact-1", companyName="Acme"),
                                g.update_contact("sandbox-contact-4", timezone="Europe/London"),
                                g.add_tags("sandbox-contact-5", "vip"))),
-    dict(key="contact_tag_added", inputs={"tag": "VIP"}, setup=contact_pool(["lead"]), restart=True,
+    dict(key="contact_tag_added", inputs={"tag": "VIP"}, setup=contact_pool(["lead"]),
          event=lambda g, ctx, n: (g.add_tags(ctx["pool"][n], "vip"), {
              "ghl_id": ctx["pool"][n], "id": f"{ctx['pool'][n]}:1:+vip", "tag": "vip",
              "previous": {"tags": ["lead"]}, "tags": ["lead", "vip"], "added": {"tags": ["vip"]}})[1],
@@ -456,7 +451,7 @@ CASES = [
              {"name": f"Burst {n}", "pipelineId": PIPELINE, "pipelineStageId": "sandbox-stage-1", "status": "open"}
              for n in range(BURST)])]),
     dict(key="opportunity_stage_changed", inputs={"pipelineId": PIPELINE, "stageId": "sandbox-stage-4"},
-         setup=opportunity_pool, restart=True,
+         setup=opportunity_pool,
          event=lambda g, ctx, n: (g.move(ctx["pool"][n], "sandbox-stage-4"), {
              "ghl_id": ctx["pool"][n], "id": f"{ctx['pool'][n]}:1", "pipelineStageId": "sandbox-stage-4",
              "changed_fields": ["pipelineStageId"], "previous": {"pipelineStageId": "sandbox-stage-1"}})[1],
@@ -471,7 +466,7 @@ CASES = [
          other=lambda g, ctx: (g.set_status("sandbox-opportunity-1", "lost"),
                                g.move("sandbox-opportunity-2", "sandbox-stage-4")),
          burst=each_opportunity(lambda g, i: g.set_status(i, "won"))),
-    dict(key="list_calendar_events", inputs={"calendarId": CALENDAR_ID}, setup=calendar_setup, restart=True,
+    dict(key="list_calendar_events", inputs={"calendarId": CALENDAR_ID}, setup=calendar_setup,
          event=appointment,
          other=lambda g, ctx: (g.book(40, "Beyond the 30 days ahead"),
                                g.book(3, "Another calendar", calendar="other-calendar")),
@@ -484,7 +479,7 @@ CASES += [
                  other=lambda g, ctx: (SURVEYS(g, "survey-b"), SURVEYS(g, "survey-a", location="other-location"))),
     created_case("new_order", {}, orders, other=lambda g, ctx: orders(g, 1, "Elsewhere", "other-location")),
     created_case("new_payment", {}, charges, other=lambda g, ctx: charges(g, 1, "Elsewhere", "other-location")),
-    dict(key="invoice_paid", inputs={"status": "paid"}, setup=invoice_setup, event=invoice_paid, restart=True,
+    dict(key="invoice_paid", inputs={"status": "paid"}, setup=invoice_setup, event=invoice_paid,
          other=lambda g, ctx: (g.pay(ctx["partly"], 30), g.pay(ctx["elsewhere"])),
          burst=lambda g, ctx, settle: [(g.pay(i), {"ghl_id": i, "id": f"{i}:1", "status": "paid"})[1]
                                        for i in ctx["burst"]]),
@@ -618,15 +613,14 @@ def test_event_trigger_end_to_end(case, service, worker, receiver, sandbox_reset
         assert zap.poll() == [] and zap.poll() == []
 
         # 4. A restart between two events loses nothing and repeats nothing.
-        if case.get("restart"):
-            before = case["event"](ghl, ctx, 3)
-            service.restart()
-            worker.stop()
-            worker.start()
-            after = case["event"](ghl, ctx, 4)
-            check_fired(zap.poll(), [before, after], "events either side of a restart")
-            assert zap.poll() == []
-            expected += [before, after]
+        before = case["event"](ghl, ctx, 3)
+        service.restart()
+        worker.stop()
+        worker.start()
+        after = case["event"](ghl, ctx, 4)
+        check_fired(zap.poll(), [before, after], "events either side of a restart")
+        assert zap.poll() == []
+        expected += [before, after]
 
         # 5. A burst of 250 is delivered in full, at most 100 new per poll.
         burst = []
