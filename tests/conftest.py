@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,17 @@ from server.app import create_app
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_TOKEN = "sandbox-token"
 LOCATION = "sandbox-location"
+
+
+def wait_for(condition, timeout, what):
+    """``condition()``'s first truthy value, checked every 0.05 s; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class GunicornService:

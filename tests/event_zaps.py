@@ -1,5 +1,5 @@
 """What the in-process trigger tests share: a ``Zap`` standing in for Zapier, a ``Ghl`` making events
-straight in the sandbox GHL, their fixtures, and the checks every trigger family makes the same way.
+straight in the sandbox GHL (also used by ``tests/test_event_triggers_e2e.py``), their fixtures, and the checks every trigger family makes the same way.
 
 Used by ``tests/test_change_triggers.py``, ``tests/test_commerce_triggers.py`` and
 ``tests/test_activity_triggers.py``; each subclasses ``Ghl`` with its own event makers and binds
@@ -15,6 +15,7 @@ from triggers.poll import PollLimits, poll_into_backlog
 
 GHL_VERSION = "2021-07-28"
 GHL_HEADERS = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "Version": GHL_VERSION}
+PIPELINE = "sandbox-pipeline-1"
 BURST = 250
 
 
@@ -56,8 +57,8 @@ class Zap:
 class Ghl:
     """Events made straight in the sandbox GHL, as GHL's own UI, a customer or a workflow would."""
 
-    def __init__(self, sandbox):
-        self.url = sandbox.url
+    def __init__(self, url):
+        self.url = url
         self.http = requests.Session()
         self.http.headers.update(GHL_HEADERS)
 
@@ -70,6 +71,26 @@ class Ghl:
         """Records made in bulk through the sandbox's ``POST /_sandbox/records``; their ids."""
         return self.call("POST", "/_sandbox/records", json={"path": path, "records": records,
                                                             "locationId": location})["ids"]
+
+    def update_contact(self, contact_id, **fields):
+        return self.call("PUT", f"/contacts/{contact_id}", json=fields)
+
+    def add_tags(self, contact_id, *tags):
+        return self.call("POST", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
+
+    def remove_tags(self, contact_id, *tags):
+        return self.call("DELETE", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
+
+    def bulk_tags(self, contact_ids, action, *tags):
+        return self.call("POST", f"/contacts/bulk/tags/update/{action}",
+                         json={"locationId": LOCATION, "contacts": list(contact_ids), "tags": list(tags)})
+
+    def move(self, opportunity_id, stage, pipeline=PIPELINE):
+        return self.call("PUT", f"/opportunities/{opportunity_id}",
+                         json={"pipelineId": pipeline, "pipelineStageId": stage})
+
+    def set_status(self, opportunity_id, status):
+        return self.call("PUT", f"/opportunities/{opportunity_id}/status", json={"status": status})
 
 
 def zap_fixture(mode=None):
@@ -86,7 +107,7 @@ def ghl_fixture(ghl_class):
     """A ``ghl`` fixture: a ``ghl_class`` on the freshly reset sandbox."""
     @pytest.fixture
     def ghl(sandbox_reset):
-        return ghl_class(sandbox_reset)
+        return ghl_class(sandbox_reset.url)
     return ghl
 
 

@@ -11,10 +11,9 @@ A ``Zap`` stands in for Zapier: it fires only for ids it has not seen.
 import pytest
 
 from tests.conftest import LOCATION
-from tests.event_zaps import BURST, check_rest_hook_path, drained_in_batches, ghl_fixture, only, zap_fixture
+from tests.event_zaps import BURST, PIPELINE, check_rest_hook_path, drained_in_batches, ghl_fixture, only, zap_fixture
 from tests import event_zaps
 
-PIPELINE = "sandbox-pipeline-1"
 
 
 class Ghl(event_zaps.Ghl):
@@ -23,33 +22,10 @@ class Ghl(event_zaps.Ghl):
     def create_contact(self, **fields):
         return self.call("POST", "/contacts/", json={"locationId": LOCATION, **fields})["contact"]
 
-    def update_contact(self, contact_id, **fields):
-        return self.call("PUT", f"/contacts/{contact_id}", json=fields)
-
-    def add_tags(self, contact_id, *tags):
-        return self.call("POST", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
-
-    def remove_tags(self, contact_id, *tags):
-        return self.call("DELETE", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
-
-    def bulk_tags(self, contact_ids, action, *tags):
-        return self.call("POST", f"/contacts/bulk/tags/update/{action}",
-                         json={"locationId": LOCATION, "contacts": list(contact_ids), "tags": list(tags)})
-
-    def bulk_create(self, path, records):
-        return self.call("POST", "/_sandbox/records", json={"path": path, "records": records})["ids"]
-
     def create_opportunity(self, **fields):
         body = {"locationId": LOCATION, "pipelineId": PIPELINE, "pipelineStageId": "sandbox-stage-1",
                 "name": "Deal", "status": "open", "contactId": "sandbox-contact-1", **fields}
         return self.call("POST", "/opportunities/", json=body)["opportunity"]
-
-    def move(self, opportunity_id, stage, pipeline=PIPELINE):
-        return self.call("PUT", f"/opportunities/{opportunity_id}",
-                         json={"pipelineId": pipeline, "pipelineStageId": stage})
-
-    def set_status(self, opportunity_id, status):
-        return self.call("PUT", f"/opportunities/{opportunity_id}/status", json={"status": status})
 
 
 ghl = ghl_fixture(Ghl)
@@ -191,7 +167,7 @@ def test_opportunity_status_changed(zap, ghl):
 # -- bursts ------------------------------------------------------------------------------------------
 
 def _new_contacts(ghl, prefix, **fields):
-    return ghl.bulk_create("/contacts/", [{"firstName": f"{prefix}{n}", "email": f"{prefix}{n}@example.com",
+    return ghl.records("/contacts/", [{"firstName": f"{prefix}{n}", "email": f"{prefix}{n}@example.com",
                                            "tags": [], **fields} for n in range(BURST)])
 
 
@@ -227,7 +203,7 @@ def test_a_burst_of_contact_changes_is_delivered_in_full(zap, ghl, trigger_key, 
 def test_a_burst_of_new_opportunities_is_delivered_in_full(zap, ghl):
     trigger = zap("new_opportunity", {"pipelineId": PIPELINE})
     trigger.poll()
-    ids = ghl.bulk_create("/opportunities/", [{"name": f"Deal {n}", "pipelineId": PIPELINE,
+    ids = ghl.records("/opportunities/", [{"name": f"Deal {n}", "pipelineId": PIPELINE,
                                                "pipelineStageId": "sandbox-stage-1"} for n in range(BURST)])
     assert [item["id"] for item in drained_in_batches(trigger)] == ids
 
@@ -237,7 +213,7 @@ def test_a_burst_of_new_opportunities_is_delivered_in_full(zap, ghl):
     ("opportunity_status_changed", {"status": "won"})])
 def test_a_burst_of_opportunity_changes_is_delivered_in_full(zap, ghl, trigger_key, inputs):
     # Created before the Zap's first poll, which scans and so records all of them.
-    ids = ghl.bulk_create("/opportunities/", [{"name": f"Deal {n}", "pipelineId": PIPELINE, "status": "open",
+    ids = ghl.records("/opportunities/", [{"name": f"Deal {n}", "pipelineId": PIPELINE, "status": "open",
                                                "pipelineStageId": "sandbox-stage-1"} for n in range(BURST)])
     trigger = zap(trigger_key, inputs)
     assert trigger.poll() == []

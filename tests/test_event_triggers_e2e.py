@@ -52,9 +52,10 @@ from bench.harness import HookWorkerProcess, Receiver, procfile_command
 from catalog.registry import load_catalog
 from sandbox.seed import CALENDAR_ID
 from sandbox.store import iso_from_ms
-from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService
+from tests import event_zaps
+from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService, wait_for
+from tests.event_zaps import PIPELINE
 
-PIPELINE = "sandbox-pipeline-1"
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
 HOOK_POLL_SECONDS = 5  # HOOK_POLL_SECONDS's floor
 BURST = 250
@@ -64,66 +65,18 @@ CONVERSATION = "sandbox-conversation-1"  # sandbox-contact-1's
 TASK_CONTACT = "sandbox-contact-2"
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 # -- GHL (the sandbox), Zapier's two sides --------------------------------------------------------
 
-class Ghl:
+class Ghl(event_zaps.Ghl):
     """Events made straight in the sandbox GHL over HTTP, as GHL's UI or a workflow would."""
-
-    def __init__(self, url):
-        self.url = url
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {SANDBOX_TOKEN}"
-
-    def call(self, method, path, version="2021-07-28", **kwargs):
-        response = self.http.request(method, self.url + path, headers={"Version": version}, timeout=30, **kwargs)
-        assert response.status_code < 300, (method, path, response.text)
-        return response.json()
-
-    def records(self, path, records):
-        """Many records at once (the sandbox's control API); their ids, in creation order."""
-        return self.call("POST", "/_sandbox/records", json={"path": path, "records": records})["ids"]
 
     def create_contact(self, location=LOCATION, **fields):
         return self.call("POST", "/contacts/", json={"locationId": location, **fields})["contact"]["id"]
-
-    def update_contact(self, contact_id, **fields):
-        return self.call("PUT", f"/contacts/{contact_id}", json=fields)
-
-    def add_tags(self, contact_id, *tags):
-        return self.call("POST", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
-
-    def remove_tags(self, contact_id, *tags):
-        return self.call("DELETE", f"/contacts/{contact_id}/tags", json={"tags": list(tags)})
-
-    def bulk_tags(self, contact_ids, action, *tags):
-        return self.call("POST", f"/contacts/bulk/tags/update/{action}",
-                         json={"locationId": LOCATION, "contacts": list(contact_ids), "tags": list(tags)})
 
     def create_opportunity(self, **fields):
         body = {"locationId": LOCATION, "pipelineId": PIPELINE, "pipelineStageId": "sandbox-stage-1",
                 "name": "Deal", "status": "open", "contactId": "sandbox-contact-1", **fields}
         return self.call("POST", "/opportunities/", json=body)["opportunity"]["id"]
-
-    def move(self, opportunity_id, stage, pipeline=PIPELINE):
-        return self.call("PUT", f"/opportunities/{opportunity_id}", json={"pipelineId": pipeline,
-                                                                        "pipelineStageId": stage})
-
-    def set_status(self, opportunity_id, status):
-        return self.call("PUT", f"/opportunities/{opportunity_id}/status", json={"status": status})
-
-    def records_in(self, path, records, location):
-        return self.call("POST", "/_sandbox/records", json={"path": path, "records": records,
-                                                            "locationId": location})["ids"]
 
     def pay(self, invoice_id, amount=None):
         body = {} if amount is None else {"amount": amount}
@@ -316,7 +269,7 @@ def not_this_calendars_bookings(ghl, ctx):
 def submissions(path, field):
     """Form or survey submissions: ``make(ghl, form, n)`` submits ``n`` to ``form``."""
     def make(ghl, form, n=1, location=LOCATION, prefix="Sample"):
-        return ghl.records_in(path, [{field: form, "contactId": "sandbox-contact-1", "name": f"{prefix} {k}",
+        return ghl.records(path, [{field: form, "contactId": "sandbox-contact-1", "name": f"{prefix} {k}",
                                       "email": f"{prefix.lower()}{k}@example.com", "others": {"message": "Hi"}}
                                      for k in range(n)], location)
     return make
@@ -339,19 +292,19 @@ SURVEYS = submissions("/surveys/submissions", "surveyId")
 
 
 def orders(ghl, n, prefix, location=LOCATION):
-    return ghl.records_in("/payments/orders", [{"contactId": "sandbox-contact-1", "amount": 10 + k, "currency": "USD",
+    return ghl.records("/payments/orders", [{"contactId": "sandbox-contact-1", "amount": 10 + k, "currency": "USD",
                                                 "status": "completed", "sourceType": "funnel", "name": f"{prefix} {k}"}
                                                for k in range(n)], location)
 
 
 def charges(ghl, n, prefix, location=LOCATION):
-    return ghl.records_in("/payments/transactions", [{"contactId": "sandbox-contact-1", "amount": 10 + k,
+    return ghl.records("/payments/transactions", [{"contactId": "sandbox-contact-1", "amount": 10 + k,
                                                       "entityType": "order", "status": "succeeded",
                                                       "name": f"{prefix} {k}"} for k in range(n)], location)
 
 
 def invoices(ghl, n, location=LOCATION):
-    return ghl.records_in("/invoices/", [{"name": f"Invoice {k}", "total": 100, "status": "sent",
+    return ghl.records("/invoices/", [{"name": f"Invoice {k}", "total": 100, "status": "sent",
                                           "contactDetails": {"id": "sandbox-contact-1", "name": "Ada Sample"}}
                                          for k in range(n)], location)
 

@@ -22,21 +22,11 @@ import requests
 
 from bench.harness import Receiver
 from server.app import create_app
-from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService
+from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService, wait_for
 
 TRIGGER = "list_contacts_deprecated"
 POLL_SECONDS = 5  # HOOK_POLL_SECONDS's floor
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Worker:
