@@ -20,7 +20,7 @@ import requests
 
 from catalog import registry
 from catalog.registry import CatalogError, check_record, load_catalog, load_records
-from catalog.zapier_app import answered_sample
+from zapier_app.definition import answered_sample
 from ghl import time_window
 from ghl.time_window import compute_window
 from sandbox.seed import CALENDAR_ID

@@ -436,7 +436,7 @@ WATCH_TRIGGERS = ("new_contact", "contact_updated", "contact_tag_added", "contac
 
 
 def test_the_change_triggers_are_in_the_catalog_and_their_samples_are_answered_as_is():
-    from catalog.zapier_app import answered_sample
+    from zapier_app.definition import answered_sample
     for key in WATCH_TRIGGERS:
         record = CATALOG.get(key)
         assert record and record["response"]["watch"], key

@@ -19,7 +19,7 @@ import requests
 
 from catalog.inputs import validate_inputs
 from catalog.registry import load_catalog
-from catalog.zapier_app import answered_sample
+from zapier_app.definition import answered_sample
 from ghl import time_window
 from sandbox.store import iso_from_ms
 from tests import event_zaps

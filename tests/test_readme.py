@@ -39,7 +39,7 @@ def test_every_python_command_in_the_readme_runs_the_venv_python():
 
 
 def test_one_node_version_in_the_readme_the_generated_app_and_the_test_harness():
-    from catalog.zapier_app import package_json
+    from zapier_app.__main__ import package_json
     generated = package_json("https://example.com")["engines"]["node"]
     harness = json.loads((ROOT / "tests" / "zapier" / "package.json").read_text())["engines"]["node"]
     assert generated == harness == ">=20"

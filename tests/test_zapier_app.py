@@ -24,8 +24,9 @@ from werkzeug.serving import make_server
 
 from bench.harness import Receiver
 from catalog.registry import Catalog, load_catalog, load_records
-from catalog.zapier_app import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
-                                build_parser, names_its_event, zapier_app_definition)
+from zapier_app.__main__ import build_parser
+from zapier_app.definition import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
+                                  names_its_event, zapier_app_definition)
 from server.app import create_app
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN
 
@@ -137,10 +138,10 @@ def service(sandbox, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app_dir(service, tmp_path_factory):
-    """The app as ``python -m catalog.zapier_app`` writes it, for the live service's URL."""
+    """The app as ``python -m zapier_app`` writes it, for the live service's URL."""
     folder = tmp_path_factory.mktemp("zapier-app")
     done = subprocess.run(
-        [sys.executable, "-m", "catalog.zapier_app", "--server-url", service.url, "--out", str(folder),
+        [sys.executable, "-m", "zapier_app", "--server-url", service.url, "--out", str(folder),
          "--no-connector-key-required"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -168,7 +169,7 @@ def test_the_readme_walk_through_uses_the_commands_and_fields_that_exist():
     section = readme[readme.index("## The Zapier app"):]
     section = section[:section.index("\n## ", 1)]
     assert readme.index("## The Zapier app") < readme.index("## Configuration")
-    assert "python -m catalog.zapier_app --server-url" in section
+    assert "python -m zapier_app --server-url" in section
     options = {o for action in build_parser()._actions for o in action.option_strings}
     for flag in set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", section)):
         assert flag in options, f"the README mentions {flag}, which the command does not take"

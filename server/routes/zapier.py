@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, jsonify, request
 
-from catalog.zapier_app import zapier_app_definition
+from zapier_app.definition import zapier_app_definition
 from server.app import services
 from server.errors import ApiError
 from server.routes.caller import bearer_token, location_header
@@ -24,7 +24,7 @@ def _public_url():
 
 @blueprint.get("/zapier/app.json")
 def app_definition():
-    """The definition ``python -m catalog.zapier_app`` writes, for this server (functions are
+    """The definition ``python -m zapier_app`` writes, for this server (functions are
     Zapier's placeholders; the exported app's index.js fills them in)."""
     shared = services()
     return jsonify(zapier_app_definition(shared.catalog, _public_url(), bool(shared.settings.connector_key)))

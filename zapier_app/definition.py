@@ -1,10 +1,7 @@
-"""The Zapier app, generated from the catalog: ``zapier_app_definition`` and the export command.
+"""The Zapier app definition, generated from the catalog: ``zapier_app_definition``.
 
-``python -m catalog.zapier_app --server-url https://my.host --out zapier-app/`` writes a Zapier
-Platform CLI app: ``package.json`` (pinning zapier-platform-core), ``app-definition.json``
-(everything Zapier needs, as data: shorthand requests to this service) and ``index.js``
-(attaches the few functions Zapier cannot take as data). ``GET /zapier/app.json`` serves the
-same definition.
+``python -m zapier_app`` writes it as a Zapier Platform CLI app; ``GET /zapier/app.json`` serves
+the same definition.
 
 The translation, record by record:
 - every trigger is a polling trigger on ``POST /triggers/<key>``; the list triggers of things
@@ -21,20 +18,15 @@ The translation, record by record:
   dynamic dropdowns; samples and output fields are the record's sample as the service answers it.
 
 Functions in the definition are Zapier's serialized placeholders (``$func$2$f$``); ``index.js``
-replaces each with the real one and refuses to load if one is left over. Pure: no I/O except in
-``write_app`` and ``main``.
+replaces each with the real one and refuses to load if one is left over. Pure: no I/O.
 """
 
-import argparse
 import json
-import os
 import re
-import sys
-from pathlib import Path
 
 from actions.api_request import API_REQUEST
 from actions.execute import shape_action_result, shape_search_result
-from catalog.registry import KEY_PATTERN, load_catalog
+from catalog.registry import KEY_PATTERN
 from ghl.response_items import wrap
 from triggers.identity import candidate_for
 
@@ -464,156 +456,3 @@ def zapier_app_definition(catalog, server_url, connector_key_required, version=D
         "creates": creates,
         "searchOrCreates": search_or_creates(searches, creates),
     }
-
-
-# ----------------------------------------------------------------------------- files
-
-INDEX_JS = r"""'use strict';
-// The GHL app for Zapier. app-definition.json, generated from the service's catalog, holds the
-// whole app as data: shorthand requests to the service. This file attaches the few functions
-// Zapier cannot take as data, in the places the definition marks with function placeholders.
-const definition = structuredClone(require('./app-definition.json'));
-
-const isPlainObject = (value) => Object.prototype.toString.call(value) === '[object Object]';
-const getPath = (object, path) =>
-  path.split('.').reduce((node, part) => (node === undefined || node === null ? undefined : node[part]), object);
-
-// A REST hook delivery is a POST of a JSON array of items, each shaped like a polled item.
-const hookPerform = (z, bundle) => {
-  const body = bundle.cleanedRequest;
-  return (Array.isArray(body) ? body : [body]).filter(isPlainObject);
-};
-
-// The connection label, from /auth/test's answer ({location_id, name, ...}).
-const connectionLabel = (z, bundle) => {
-  const { name, location_id: locationId } = bundle.inputData || {};
-  return name ? `${name} (${locationId})` : locationId;
-};
-
-// Polls say which Zap they are for (the service's dedupe scope) and whether Zapier only wants a
-// sample (editor test, dropdown), which the service answers without recording anything.
-const addZapierMeta = (request, z, bundle) => {
-  if (!/\/triggers\/[^/]+$/.test(request.url || '')) {
-    return request;
-  }
-  const meta = (bundle && bundle.meta) || {};
-  const zapId = meta.zap && meta.zap.id;
-  if (zapId) {
-    request.headers['X-Subscriber-Id'] = String(zapId);
-  }
-  if (meta.isLoadingSample || meta.isFillingDynamicDropdown) {
-    request.headers['X-Poll-Mode'] = 'sample';
-  }
-  return request;
-};
-
-// {{bundle.x.y}} rendered from the bundle; a value that is only a missing curly is left out.
-const WHOLE_CURLY = /^{{\s*bundle\.([^}\s]+)\s*}}$/;
-const render = (template, bundle) => {
-  if (typeof template === 'string') {
-    const whole = template.match(WHOLE_CURLY);
-    if (whole) {
-      return getPath(bundle, whole[1]);
-    }
-    return template.replace(/{{\s*bundle\.([^}\s]+)\s*}}/g, (_match, path) => {
-      const value = getPath(bundle, path);
-      return value === undefined || value === null ? '' : String(value);
-    });
-  }
-  if (Array.isArray(template)) {
-    return template.map((value) => render(value, bundle));
-  }
-  if (isPlainObject(template)) {
-    const rendered = {};
-    for (const [key, value] of Object.entries(template)) {
-      const out = render(value, bundle);
-      if (out !== undefined && out !== null && out !== '') {
-        rendered[key] = out;
-      }
-    }
-    return rendered;
-  }
-  return template;
-};
-
-// Subscribing: the definition's request, rendered here because its inputs are nested.
-const subscribeWith = (template) => async (z, bundle) => {
-  const response = await z.request(render(template, bundle));
-  return response.data;
-};
-
-definition.authentication.connectionLabel = connectionLabel;
-definition.beforeRequest = [addZapierMeta];
-for (const trigger of Object.values(definition.triggers)) {
-  if (trigger.operation.type === 'hook') {
-    trigger.operation.perform = hookPerform;
-    trigger.operation.performSubscribe = subscribeWith(trigger.operation.performSubscribe);
-  }
-}
-
-const leftOver = JSON.stringify(definition, (key, value) => (typeof value === 'function' ? undefined : value))
-  .match(/"\$func\$\d+\$[tf]\$"/);
-if (leftOver) {
-  throw new Error('app-definition.json has a function placeholder index.js does not fill');
-}
-
-module.exports = {
-  ...definition,
-  platformVersion: require('zapier-platform-core').version,
-};
-"""
-
-
-def package_json(server_url, version=DEFAULT_APP_VERSION):
-    return {
-        "name": "ghl-zapier",
-        "version": version,
-        "description": f"GoHighLevel (GHL) API v2 for Zapier, through the service at {server_url.rstrip('/')}.",
-        "main": "index.js",
-        "private": True,
-        "engines": {"node": ">=20"},
-        "dependencies": {"zapier-platform-core": ZAPIER_PLATFORM_VERSION},
-    }
-
-
-def write_app(out_dir, catalog, server_url, connector_key_required, version=DEFAULT_APP_VERSION):
-    """Write the CLI app into ``out_dir``; returns the definition."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    definition = zapier_app_definition(catalog, server_url, connector_key_required, version)
-    (out / "app-definition.json").write_text(json.dumps(definition, indent=2) + "\n", encoding="utf-8")
-    (out / "index.js").write_text(INDEX_JS, encoding="utf-8")
-    (out / "package.json").write_text(json.dumps(package_json(server_url, version), indent=2) + "\n",
-                                      encoding="utf-8")
-    return definition
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m catalog.zapier_app",
-        description="Write the Zapier Platform CLI app for this service, generated from the catalog.")
-    parser.add_argument("--server-url", required=True,
-                        help="the public URL Zapier calls this service at, e.g. https://ghl-zapier.example.com")
-    parser.add_argument("--out", default="zapier-app", help="the folder to write (default: zapier-app)")
-    parser.add_argument("--connector-key-required", action=argparse.BooleanOptionalAction,
-                        default=bool(os.environ.get("CONNECTOR_KEY", "").strip()),
-                        help="ask for the server's CONNECTOR_KEY when connecting (default: whether "
-                             "CONNECTOR_KEY is set here)")
-    parser.add_argument("--version", default=DEFAULT_APP_VERSION, help="the app version (default 1.0.0)")
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not re.match(r"^https?://[^/\s]+", args.server_url):
-        parser.error("--server-url must be an http(s) URL")
-    definition = write_app(args.out, load_catalog(), args.server_url, args.connector_key_required, args.version)
-    print(f"Wrote {args.out}: {len(definition['triggers'])} triggers, {len(definition['searches'])} searches, "
-          f"{len(definition['creates'])} creates for {args.server_url.rstrip('/')} "
-          f"(connector key {'required' if args.connector_key_required else 'not required'}).")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
