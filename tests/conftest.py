@@ -109,3 +109,7 @@ def gunicorn_service(tmp_path, sandbox_reset):
     service.start()
     yield service
     service.stop()
+
+
+# The Zapier app's fixtures (Zapier's runtime, the live service, the exported app), for every test module.
+from tests.zapier_harness import app_dir, service, zapier_runtime  # noqa: E402,F401
