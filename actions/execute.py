@@ -1,5 +1,6 @@
 """Run one action or search: validated inputs -> the exact GHL request -> a Zapier-shaped result."""
 
+from ghl import enrichment
 from ghl.errors import GhlError
 from ghl.request_builder import build_request
 from ghl.response_items import dig, extract_items
@@ -61,8 +62,10 @@ def shape_search_result(record, body, inputs=None):
     return best_match_first(record, shaped, inputs)
 
 
-def run_operation(client, record, inputs, token):
-    """Call GHL for an action or search with validated ``inputs``; raises GhlError on failure."""
+def run_operation(client, record, inputs, token, app_url=enrichment.DEFAULT_APP_URL):
+    """Call GHL for an action or search with validated ``inputs``; raises GhlError on failure.
+    Contacts and opportunities come back with ``ghl.enrichment``'s extra keys (``app_url``:
+    GHL's web app, ``GHL_APP_URL``, for their links)."""
     request = build_request(record, inputs)
     try:
         response = client.request(request.method, request.path, token, version=request.version,
@@ -71,6 +74,7 @@ def run_operation(client, record, inputs, token):
         if record["kind"] == "search" and error.status == 404:
             return []
         raise
+    context = enrichment.Context.for_request(client, token, record, inputs, app_url)
     if record["kind"] == "search":
-        return shape_search_result(record, response.body, inputs)
-    return shape_action_result(record, response.body)
+        return enrichment.enrich_items(context, record, shape_search_result(record, response.body, inputs))
+    return enrichment.enrich_items(context, record, [shape_action_result(record, response.body)])[0]

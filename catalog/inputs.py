@@ -5,6 +5,7 @@ Every problem is collected, so the caller answers them all at once:
 """
 
 import math
+import re
 from datetime import datetime
 
 from server.request_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS, JsonRefused, parse_json
@@ -219,11 +220,86 @@ def validate_inputs(record, raw):
         if (id_key in clean) != (value_key in clean) and id_key not in problems and value_key not in problems:
             missing = value_key if id_key in clean else id_key
             problems[missing] = "required when the other half of this custom field is given"
+    taken = set(declared)
+    if (record.get("custom_fields") or {}).get("write"):
+        taken |= custom_field_inputs(record, raw, clean, problems)
     # After the declared inputs' problems, so a flood of unknown keys cannot hide them.
-    problems.update((key, "unknown input") for key in raw if key not in declared)
+    problems.update((key, "unknown input") for key in raw if key not in taken)
     if problems:
         raise InvalidInput(problems)
     return clean
+
+
+# ----------------------------------------------------------------------------- custom fields
+#
+# A record with ``custom_fields.write`` also takes custom field values: ``cf_<field id>`` keys
+# (the Zapier app's dynamic fields) and a ``customFields`` object {field id or fieldKey: value}.
+# Only their shape and size are checked here; ``ghl.custom_fields.resolve_custom_field_inputs``
+# checks them against the location's definitions and builds GHL's write list.
+
+CUSTOM_FIELD_INPUT = re.compile(r"^cf_([A-Za-z0-9_-]{1,64})$")
+CUSTOM_FIELD_PREFIX = "cf_"
+CUSTOM_FIELDS_OBJECT = "customFields"
+MAX_CUSTOM_FIELDS = 100
+MAX_CUSTOM_FIELD_NAME_CHARS = 128
+MAX_CUSTOM_FIELD_TEXT_CHARS = 10_000
+MAX_CUSTOM_FIELD_LIST_ITEMS = 100
+CUSTOM_FIELD_COUNT_PROBLEM = f"at most {MAX_CUSTOM_FIELDS} custom fields per request"
+
+
+def _custom_field_value_problem(value):
+    """None when ``value`` is a text, number, true/false, or a list of those, within bounds."""
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and len(value) > MAX_CUSTOM_FIELD_LIST_ITEMS:
+        return f"takes at most {MAX_CUSTOM_FIELD_LIST_ITEMS} values"
+    for item in values:
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            return "must be text, a number, or a list of those"
+        if isinstance(item, str) and len(item) > MAX_CUSTOM_FIELD_TEXT_CHARS:
+            return f"must be at most {MAX_CUSTOM_FIELD_TEXT_CHARS:,} characters"
+    return None
+
+
+def custom_field_inputs(record, raw, clean, problems):
+    """The raw keys that are custom field inputs of ``record``; their bounded values go to
+    ``clean`` (blanks dropped) and their problems to ``problems``."""
+    taken = {key for key in raw if isinstance(key, str) and key.startswith(CUSTOM_FIELD_PREFIX)}
+    given = raw.get(CUSTOM_FIELDS_OBJECT)
+    if given is not None:
+        taken.add(CUSTOM_FIELDS_OBJECT)
+    slots = sum(1 for n in range(1, record.get("custom_field_slots", 0) + 1) if f"custom_field_{n}_id" in clean)
+    count = len(taken - {CUSTOM_FIELDS_OBJECT}) + (len(given) if isinstance(given, dict) else 0) + slots
+    if count > MAX_CUSTOM_FIELDS:
+        problems[CUSTOM_FIELDS_OBJECT] = CUSTOM_FIELD_COUNT_PROBLEM
+        return taken
+    for key in sorted(taken - {CUSTOM_FIELDS_OBJECT}):
+        if not CUSTOM_FIELD_INPUT.match(key):
+            problems[key] = "is not a custom field input (cf_ then a field id of letters, digits, _ or -)"
+            continue
+        problem = _custom_field_value_problem(raw[key])
+        if problem:
+            problems[key] = problem
+        elif not _is_blank(raw[key]):
+            clean[key] = raw[key]
+    if given is None:
+        return taken
+    if not isinstance(given, dict):
+        problems[CUSTOM_FIELDS_OBJECT] = "must be an object of {custom field id or key: value}"
+        return taken
+    values = {}
+    for name, value in given.items():
+        label = f"{CUSTOM_FIELDS_OBJECT}.{name}"
+        if not name or len(name) > MAX_CUSTOM_FIELD_NAME_CHARS:
+            problems[label] = f"is not a custom field id or key (1 to {MAX_CUSTOM_FIELD_NAME_CHARS} characters)"
+            continue
+        problem = _custom_field_value_problem(value)
+        if problem:
+            problems[label] = problem
+        elif not _is_blank(value):
+            values[name] = value
+    if values:
+        clean[CUSTOM_FIELDS_OBJECT] = values
+    return taken
 
 
 # ----------------------------------------------------------------------------- requires_when

@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from catalog.inputs import check_requires_when
+from catalog.inputs import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_OBJECT, check_requires_when
 from catalog.pagination import PAGINATION_STYLES
 from ghl.time_window import check_window
 
@@ -197,6 +197,28 @@ def _check_watch(record):
     _check(not clash, record, f"response.watch.request fixes {', '.join(clash)}, which an input also sets")
 
 
+CUSTOM_FIELD_MODELS = ("contact", "opportunity")
+CUSTOM_FIELD_KEYS = {"model", "write"}
+
+
+def _check_custom_fields(record):
+    """``custom_fields``: ``{"model": "contact"|"opportunity", "write": bool}``: the items the
+    operation reads or writes carry that model's custom fields; ``write`` also takes them as inputs."""
+    spec = record["custom_fields"]
+    _check(isinstance(spec, dict) and set(spec) <= CUSTOM_FIELD_KEYS, record,
+           'custom_fields is {"model", "write"}')
+    _check(spec.get("model") in CUSTOM_FIELD_MODELS, record,
+           f"custom_fields.model must be one of {CUSTOM_FIELD_MODELS}")
+    _check(isinstance(spec.get("write", False), bool), record, "custom_fields.write must be a boolean")
+    if spec.get("write"):
+        _check(record["kind"] == "action" and record["method"] in ("POST", "PUT", "PATCH"), record,
+               "custom_fields.write is for actions that send a body")
+        # The inputs such a record takes beside its declared ones (catalog/inputs.py).
+        clash = [f["key"] for f in record["inputs"] if f["key"].startswith(CUSTOM_FIELD_PREFIX)
+                 or f["key"] == CUSTOM_FIELDS_OBJECT]
+        _check(not clash, record, f"input {', '.join(clash)} clashes with the custom field inputs")
+
+
 def check_record(record):
     """Raise CatalogError unless ``record`` follows the catalog format."""
     for field in ("key", "name", "kind", "category", "summary", "method", "path", "scopes", "inputs", "sample"):
@@ -224,6 +246,8 @@ def check_record(record):
     for name in path_inputs:
         _check("{" + name + "}" in record["path"], record, f"path input {name} is not in the path")
     _check_response(record)
+    if "custom_fields" in record:
+        _check_custom_fields(record)
     check_window(record, CatalogError)
     problem = check_requires_when(record)
     _check(problem is None, record, problem)
@@ -236,6 +260,8 @@ def _expand(record):
     if slots:
         record["inputs"].extend(custom_field_slot_inputs(slots))
         record["custom_field_slots"] = slots
+    if "custom_fields" in record:
+        record["custom_fields"].setdefault("write", False)
     for field in record["inputs"]:
         field.setdefault("type", "string")
         field.setdefault("required", False)

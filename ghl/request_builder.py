@@ -57,8 +57,21 @@ def _nest(body, dotted, value):
     node[parts[-1]] = value
 
 
+# Where ``ghl.custom_fields.resolve_custom_field_inputs`` leaves the resolved write list.
+RESOLVED_CUSTOM_FIELDS = "_custom_field_writes"
+
+
 def custom_fields_list(record, inputs):
-    """GHL's write shape: ``[{"id"|"key": ..., "field_value": ...}]`` from the numbered slots."""
+    """GHL's ``customFields`` write list: the one ``resolve_custom_field_inputs`` built from the
+    location's definitions (``[{"id", "field_value"}]``, values typed). Inputs that were not
+    resolved (a caller with no GHL access to definitions) fall back to the numbered slots as
+    given, by id, or by key for a dotted field key."""
+    if RESOLVED_CUSTOM_FIELDS in inputs:
+        return list(inputs[RESOLVED_CUSTOM_FIELDS])
+    unresolved = sorted(k for k in inputs if k.startswith("cf_") or k == "customFields")
+    if unresolved and (record.get("custom_fields") or {}).get("write"):
+        # Never drop a value silently: these need the location's definitions to be written.
+        raise InvalidInput({k: "custom field values are not accepted here" for k in unresolved})
     entries = []
     for n in range(1, record.get("custom_field_slots", 0) + 1):
         ident, value = inputs.get(f"custom_field_{n}_id"), inputs.get(f"custom_field_{n}_value")

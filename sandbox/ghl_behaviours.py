@@ -8,7 +8,7 @@ maps (method, path shape) to them.
 
 from datetime import datetime, timedelta, timezone
 
-from sandbox import activity, answers, commerce
+from sandbox import activity, answers, commerce, custom_fields
 from sandbox.filters import matches_params, matches_search_filter, matches_text, same_phone
 from sandbox.handlers import CREATE_DEFAULTS
 from sandbox.paging import PagingError, cursor_page, offset_page, sort_key
@@ -115,7 +115,7 @@ def contacts_upsert(call):
         return answers.should_not_be_empty("locationId")
     existing = _matching_contact(call, body["locationId"], body.get("email"), body.get("phone"))
     if existing:
-        contact = call.store.update(CONTACTS, existing["id"], body)
+        contact = call.store.update(CONTACTS, existing["id"], custom_fields.merged_into(existing, body))
     else:
         contact = call.store.create(CONTACTS, {**CREATE_DEFAULTS[CONTACTS], **body})
     return 200, {"new": existing is None, "contact": contact, "traceId": answers.trace_id()}

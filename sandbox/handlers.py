@@ -8,7 +8,7 @@ takes a ``Call`` and answers ``(status, body)``.
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox import answers
+from sandbox import answers, custom_fields
 from sandbox.filters import in_time_window, matches_params, matches_search_filter, select
 from sandbox.paging import PagingError, cursor_page, last_item_page, offset_page
 from sandbox.routing import (
@@ -21,6 +21,7 @@ from sandbox.routing import (
     parent_shape,
     target_of,
 )
+from sandbox.seed import LOCATION_ID
 
 CURSOR_STYLES = ("contacts_cursor", "opportunities_cursor")
 # Per-collection defaults GHL fills in on create.
@@ -380,7 +381,8 @@ def handle(call, special=None):
         return missing
     try:
         with call.store.lock:
-            return (special or GENERIC_ACTIONS[call.op.action])(call)
+            rejected = custom_fields.prepare_write(call, LOCATION_ID)
+            return rejected or (special or GENERIC_ACTIONS[call.op.action])(call)
     except PagingError as exc:
         return answers.unprocessable(exc.messages)
 

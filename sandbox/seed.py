@@ -5,6 +5,7 @@ same data on every start and after every reset. Records created later get curren
 and so always sort after these.
 """
 
+from sandbox.custom_fields import seed_definitions
 from sandbox.store import iso_from_ms
 
 LOCATION_ID = "sandbox-location"
@@ -95,13 +96,8 @@ def seed_collections():
         "/campaigns": ("id", [{"id": f"sandbox-campaign-{n}", "name": name, "status": "published",
                                "locationId": LOCATION_ID}
                               for n, name in enumerate(["Spring Newsletter", "Re-engagement"], start=1)]),
-        f"/locations/{LOCATION_ID}/customFields": ("id", [
-            {"id": f"sandbox-field-{n}", "name": name, "fieldKey": key, "dataType": data_type,
-             "model": model, "locationId": LOCATION_ID, "position": n * 50, "placeholder": ""}
-            for n, (name, key, data_type, model) in enumerate([
-                ("Favorite Color", "contact.favorite_color", "TEXT", "contact"),
-                ("Shoe Size", "contact.shoe_size", "NUMERICAL", "contact"),
-                ("Deal Source", "opportunity.deal_source", "SINGLE_OPTIONS", "opportunity")], start=1)]),
+        # One contact field of every GHL data type and a few opportunity fields (sandbox.custom_fields).
+        f"/locations/{LOCATION_ID}/customFields": ("id", seed_definitions(LOCATION_ID)),
         f"/locations/{LOCATION_ID}/tags": ("id", [{"id": f"sandbox-tag-{n}", "name": name, "locationId": LOCATION_ID}
                                                   for n, name in enumerate(["customer", "lead", "vip"], start=1)]),
         "/snapshots": ("id", [{"id": "sandbox-snapshot-1", "name": "Sandbox Starter", "type": "own",

@@ -17,6 +17,7 @@ import sys
 
 from actions.execute import run_operation
 from catalog.inputs import InvalidInput, fill_location, validate_inputs
+from ghl.custom_fields import resolve_custom_field_inputs
 from catalog.registry import load_catalog
 from ghl.client import client_from_settings
 from ghl.credentials import credential_id
@@ -82,13 +83,14 @@ def main(argv=None, out=sys.stdout):
         inputs = validate_inputs(record, fill_location(record, parse_inputs(args.inputs, args.json), args.location))
         secret = load_secret_key(settings)
         client = client_from_settings(settings, secret=secret)
+        inputs = resolve_custom_field_inputs(client, token, args.location, record, inputs)
         if args.command == "trigger":
             store = SqliteDedupeStore(settings.database_path)
             scope = scope_for(credential_id(secret, token), record["key"], inputs, subscriber=f"cli:{args.subscriber}")
             result = poll_once(client, store, record, inputs, token, scope, PollLimits.from_settings(settings),
-                               mode=LIVE if args.live else SAMPLE)
+                               mode=LIVE if args.live else SAMPLE, app_url=settings.ghl_app_url)
         else:
-            result = run_operation(client, record, inputs, token)
+            result = run_operation(client, record, inputs, token, app_url=settings.ghl_app_url)
     except InvalidInput as exc:
         print(json.dumps({"error": {"code": "invalid_input", "message": str(exc), "fields": exc.fields}},
                          indent=2), file=sys.stderr)

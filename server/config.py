@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from ghl.enrichment import DEFAULT_APP_URL
+
 REAL_GHL_BASE_URL = "https://services.leadconnectorhq.com"
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8100"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings:
     ghl_base_url: str = REAL_GHL_BASE_URL
     using_sandbox: bool = False
+    # GHL's web app, for links to records in items; agencies white-label it (their own domain).
+    ghl_app_url: str = DEFAULT_APP_URL
     database_path: str = str(PROJECT_ROOT / "var" / "ghl-zapier.sqlite3")
     connector_key: str = ""
     # The https URL Zapier reaches this service at (behind a TLS proxy the request's own host is not it).
@@ -74,6 +78,14 @@ def _float(environ, name, default):
     return float(value) if value else default
 
 
+def _app_url(environ):
+    value = environ.get("GHL_APP_URL", "").strip().rstrip("/") or DEFAULT_APP_URL
+    if not value.startswith("https://") or len(value) <= len("https://"):
+        raise ValueError("GHL_APP_URL must be the https:// address of GHL's web app (or the agency's "
+                         f"white-labelled domain), such as {DEFAULT_APP_URL}")
+    return value
+
+
 def load_settings(environ=None):
     """Settings from ``environ`` (default ``os.environ``)."""
     environ = os.environ if environ is None else environ
@@ -83,6 +95,7 @@ def load_settings(environ=None):
     return Settings(
         ghl_base_url=(base_url or sandbox_url).rstrip("/"),
         using_sandbox=not base_url,
+        ghl_app_url=_app_url(environ),
         database_path=environ.get("DATABASE_PATH", "").strip() or defaults.database_path,
         connector_key=environ.get("CONNECTOR_KEY", "").strip(),
         public_url=environ.get("PUBLIC_URL", "").strip().rstrip("/"),

@@ -1,6 +1,7 @@
 """Shared fixtures: a real sandbox GHL on loopback, and the service under gunicorn or in-process."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -68,6 +69,24 @@ def sandbox():
     from sandbox.server import serve_sandbox
     with serve_sandbox(burst_limit=10_000) as running:
         yield running
+
+
+def operation_requests(sandbox):
+    """What the sandbox GHL received since its request log was cleared, without the cached lookups
+    (pipelines, custom-field definitions) that name things in the service's answers."""
+    log = requests.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json()["requests"]
+    return [r for r in log if not LOOKUP_PATH.match(r["path"])]
+
+
+LOOKUP_PATH = re.compile(r"^/(opportunities/pipelines|locations/[^/]+/customFields)$")
+
+
+@pytest.fixture(autouse=True)
+def fresh_lookup_caches():
+    """The in-process caches of custom-field definitions and pipelines start empty in every test,
+    so what a test counts of GHL's requests does not depend on the tests before it."""
+    from ghl.enrichment import clear_caches
+    clear_caches()
 
 
 @pytest.fixture

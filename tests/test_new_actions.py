@@ -9,7 +9,7 @@ from catalog.inputs import InvalidInput, check_requires_when, validate_inputs
 from catalog.registry import load_catalog
 from sandbox.seed import COMPANY_ID
 from tests import ghl_spec
-from tests.conftest import LOCATION
+from tests.conftest import LOCATION, operation_requests
 
 CATALOG = load_catalog()
 NEW = ("send_message", "find_opportunity", "find_user", "find_contact_appointments")
@@ -37,7 +37,7 @@ def act(client, auth, key, inputs):
 
 
 def only_request(sandbox):
-    log = received(sandbox)
+    log = operation_requests(sandbox)
     assert len(log) == 1, log
     return log[0]
 

@@ -86,7 +86,8 @@ class HookWorker:
                 raise LookupError(f"the trigger {subscription.trigger!r} is no longer in the catalog")
             token = self.hooks.token(subscription)
             new = poll_into_backlog(self.client, self.dedupe, record, subscription.inputs, token,
-                                    subscription.scope, self.limits, now=now)
+                                    subscription.scope, self.limits, now=now,
+                                    app_url=self.settings.ghl_app_url)
             log.info("hook %s: polled %s, %d new", subscription.id, subscription.trigger, new)
             self.dedupe.maybe_prune(now, self.limits.retention_seconds)
         except GhlError as exc:

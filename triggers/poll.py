@@ -14,6 +14,11 @@ or a page turns out not to be in the order the record declares (logged), it scan
 the catch-up cap of pages per poll, each poll going on where the last stopped and starting
 over after the last page, so every record is compared in turn and new ones are seen even
 at the end of an oldest-first list.
+
+What a poll, a REST-hook poll or a sample answers carries ``ghl.enrichment``'s extra keys
+(custom fields by name, pipeline and stage names, a link to the record in GHL's web app),
+added once identities and watched values were taken from GHL's data, so they never change
+what is new or what changed.
 """
 
 import copy
@@ -24,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 from catalog.pagination import pagination_style
+from ghl import enrichment
 from ghl.request_builder import build_request
 from ghl.response_items import dig, extract_items
 from triggers import changes
@@ -224,13 +230,29 @@ def _scan(client, record, watch, inputs, token, start, budget):
     return items, position
 
 
-def fetch_candidates(client, store, record, inputs, token, scope, limits):
+def _enriched(context, record, fetched):
+    """``fetched`` (candidates, or a ChangeBatch whose watched values and versions were taken
+    when it was made) with its items enriched: identities and change detection never see the
+    extra keys."""
+    if context is None:
+        return fetched
+    if isinstance(fetched, changes.ChangeBatch):
+        ghl_ids = list(fetched.records)
+        fetched.records = dict(zip(ghl_ids, enrichment.enrich_items(context, record, list(fetched.records.values()))))
+        return fetched
+    for candidate, item in zip(fetched, enrichment.enrich_items(context, record, [c.item for c in fetched])):
+        candidate.item = item
+    return fetched
+
+
+def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich=None):
     """Candidates from GHL for a live poll of ``scope``, newest first. Reads one page on a
     scope's first poll; later polls follow further pages while every item on a page is new.
-    For a change trigger: a ChangeBatch (``fetch_changes``)."""
+    For a change trigger: a ChangeBatch (``fetch_changes``). ``enrich``: an
+    ``enrichment.Context`` for the items' extra keys (None: none)."""
     watch = changes.watch_of(record, inputs)
     if watch is not None:
-        return fetch_changes(client, store, record, watch, inputs, token, scope, limits)
+        return _enriched(enrich, record, fetch_changes(client, store, record, watch, inputs, token, scope, limits))
 
     def wants_next_page(page):
         identities = [candidate_for(record, item).identity for item in page]
@@ -238,41 +260,50 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits):
 
     max_pages = limits.catch_up_pages if store.has_scope(scope) else 1
     items = fetch_pages(client, record, inputs, token, max_pages, wants_next_page)
-    return _newest_first([candidate_for(record, item) for item in items])
+    return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))
 
 
-def sample_items(client, record, inputs, token, limits):
+def sample_items(client, record, inputs, token, limits, app_url=enrichment.DEFAULT_APP_URL):
     """GHL's newest items, shaped as live polls shape them; nothing is recorded. A change
     trigger answers its items as if each record on GHL's first page had just been created."""
+    context = enrichment.Context.for_request(client, token, record, inputs, app_url)
     watch = changes.watch_of(record, inputs)
     if watch is not None:
         page, _ = next(iter_pages(client, record, changes.request_inputs(record, inputs), token,
                                   fixed=watch.request))
-        return changes.sample_items(watch, page)[:limits.sample_items]
-    items = fetch_pages(client, record, inputs, token, 1, lambda page: False)
-    candidates = _newest_first([candidate_for(record, item) for item in items])
-    unique = list({c.identity: c for c in candidates}.values())
-    return [c.item for c in unique[:limits.sample_items]]
+        items = changes.sample_items(watch, page)[:limits.sample_items]
+    else:
+        found = fetch_pages(client, record, inputs, token, 1, lambda page: False)
+        candidates = _newest_first([candidate_for(record, item) for item in found])
+        unique = list({c.identity: c for c in candidates}.values())
+        items = [c.item for c in unique[:limits.sample_items]]
+    return enrichment.enrich_items(context, record, items)
 
 
-def poll_once(client, store, record, inputs, token, scope, limits, mode=LIVE, now=None):
+def poll_once(client, store, record, inputs, token, scope, limits, mode=LIVE, now=None,
+              app_url=enrichment.DEFAULT_APP_URL):
     """The items to answer for one poll of trigger ``record``: a list of plain objects, newest first.
+    ``app_url``: GHL's web app (``GHL_APP_URL``), for the items' links.
 
     Nothing stored for ``scope`` is answered or changed before GHL has answered 2xx to ``token``
     for ``inputs``: ``ghl.credentials`` relies on it to name OAuth connections by unverified claims."""
     if mode == SAMPLE:
-        return sample_items(client, record, inputs, token, limits)
+        return sample_items(client, record, inputs, token, limits, app_url=app_url)
     now = time.time() if now is None else now
-    candidates = fetch_candidates(client, store, record, inputs, token, scope, limits)
+    context = enrichment.Context.for_request(client, token, record, inputs, app_url)
+    candidates = fetch_candidates(client, store, record, inputs, token, scope, limits, enrich=context)
     answer = store.answer(scope, candidates, now, limits.new_items, limits.redelivery_seconds,
                           limits.redelivery_items)
     store.maybe_prune(now, limits.retention_seconds)
     return answer
 
 
-def poll_into_backlog(client, store, record, inputs, token, scope, limits, seed=False, now=None):
+def poll_into_backlog(client, store, record, inputs, token, scope, limits, seed=False, now=None,
+                      app_url=enrichment.DEFAULT_APP_URL):
     """Poll for a REST hook: new items join the scope's backlog (the outbox) instead of being
-    answered. ``seed=True`` records what exists now as already delivered. Returns how many were new."""
+    answered, enriched as polls enrich them. ``seed=True`` records what exists now as already
+    delivered (never delivered, so not enriched). Returns how many were new."""
     now = time.time() if now is None else now
-    candidates = fetch_candidates(client, store, record, inputs, token, scope, limits)
+    context = None if seed else enrichment.Context.for_request(client, token, record, inputs, app_url)
+    candidates = fetch_candidates(client, store, record, inputs, token, scope, limits, enrich=context)
     return store.record(scope, candidates, now, answered=seed)

@@ -5,6 +5,7 @@ from flask import Blueprint, jsonify
 from actions.api_request import API_REQUEST, run_api_request
 from actions.execute import run_operation
 from catalog.inputs import fill_location, validate_inputs
+from ghl.custom_fields import resolve_custom_field_inputs
 from server.app import services
 from server.routes.caller import bearer_token, location_header, operation, request_inputs
 
@@ -20,4 +21,5 @@ def run_action(key):
     token = bearer_token()
     inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
     shared = services()
-    return jsonify(run_operation(shared.client, record, inputs, token))
+    inputs = resolve_custom_field_inputs(shared.client, token, location_header(), record, inputs)
+    return jsonify(run_operation(shared.client, record, inputs, token, app_url=shared.settings.ghl_app_url))

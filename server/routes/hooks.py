@@ -192,4 +192,5 @@ def sample(trigger):
     token = bearer_token()
     inputs = _trigger_inputs(record, request_inputs())
     shared = services()
-    return jsonify(sample_items(shared.client, record, inputs, token, PollLimits.from_settings(shared.settings)))
+    return jsonify(sample_items(shared.client, record, inputs, token, PollLimits.from_settings(shared.settings),
+                                app_url=shared.settings.ghl_app_url))

@@ -42,5 +42,6 @@ def poll_trigger(key):
     shared = services()
     scope = scope_for(credential_id(shared.secret_key, token), key, inputs, subscriber=subscriber)
     items = poll_once(shared.client, shared.store, record, inputs, token, scope,
-                      PollLimits.from_settings(shared.settings), mode=mode)
+                      PollLimits.from_settings(shared.settings), mode=mode,
+                      app_url=shared.settings.ghl_app_url)
     return jsonify(items)

@@ -1,6 +1,48 @@
 """``/zapier/fields/<key>``: an operation's custom fields, loaded from the connection's GHL account,
-as Zapier input or output field descriptors (Zapier dynamic fields)."""
+as Zapier input or output field descriptors (Zapier dynamic fields).
 
-from flask import Blueprint
+``?for=input``: for actions that write custom fields, one field per custom field of the record
+type, keyed ``cf_<field id>`` (what ``POST /actions/<key>`` takes). ``?for=output``: for every
+operation whose items carry custom fields, the ``custom_fields__<name>`` outputs, labelled with
+the fields' GHL names. Other operations answer ``[]``. Reads definitions only; records nothing.
+"""
+
+from flask import Blueprint, jsonify, request
+
+from ghl.custom_fields import (
+    input_field,
+    load_definitions,
+    output_field,
+    record_model,
+    usable_as_input,
+    writes_custom_fields,
+)
+from server.app import services
+from server.errors import ApiError
+from server.routes.caller import bearer_token, location_header
 
 blueprint = Blueprint("zapier_fields", __name__)
+PURPOSES = ("input", "output")
+
+
+@blueprint.get("/zapier/fields/<key>")
+def custom_fields(key):
+    record = services().catalog.get(key)
+    if record is None:
+        raise ApiError(404, "unknown_operation", f"There is no operation called {key!r} in the catalog.")
+    purpose = request.args.get("for", "")
+    if purpose not in PURPOSES:
+        raise ApiError(400, "invalid_input", "Say which fields with ?for=input or ?for=output.",
+                       fields={"for": "must be input or output"})
+    token = bearer_token()
+    model = record_model(record)
+    if model is None or (purpose == "input" and not writes_custom_fields(record)):
+        return jsonify([])
+    location_id = location_header()
+    if not location_id or location_id in (".", ".."):
+        raise ApiError(400, "missing_location",
+                       "Send the location id in the X-Location-Id header (the connection's Location ID field).")
+    definitions = load_definitions(services().client, token, location_id, model)
+    if purpose == "input":
+        return jsonify([input_field(d) for d in definitions if usable_as_input(d)])
+    return jsonify([output_field(d, model) for d in definitions])
