@@ -35,41 +35,62 @@ AUTH_HINTS = {
     403: "GHL refused access: check that the token belongs to this location and has the scopes this "
          "operation needs ({scopes}).",
 }
+# GHL's reason is quoted, bounded, in a message a Zapier user reads.
+MAX_REASON_CHARS = 300
+
+
+def _reason_text(value):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return ""  # an object would reach the user as a blob
+    return " ".join(str(value).split())
 
 
 def ghl_message(body, fallback):
-    """GHL's own error text: ``message`` may be a string or a list of strings (422)."""
+    """GHL's own error text, one line: ``message`` may be a string or a list of strings (422);
+    some answers only name the ``error`` ("Bad Request")."""
     if isinstance(body, dict):
-        message = body.get("message") or body.get("error") or body.get("msg")
-        if isinstance(message, list):
-            message = "; ".join(str(m) for m in message)
-        if message:
-            return str(message)
+        for name in ("message", "error", "msg"):
+            value = body.get(name)
+            parts = value if isinstance(value, list) else [value]
+            text = "; ".join(t for t in (_reason_text(p) for p in parts) if t)
+            if text:
+                return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS - 1] + "…"
     return fallback
 
 
+def _with_reason(sentence, reason):
+    """``sentence`` with GHL's ``reason`` in parentheses when GHL gave one."""
+    return f"{sentence} ({reason})" if reason else sentence
+
+
 def error_for_status(status, body, retry_after=None, scopes=()):
-    """The GhlError for a final (non-retried) GHL error answer."""
-    message = ghl_message(body, f"GHL answered {status}")
+    """The GhlError for a final (non-retried) GHL error answer; its message is one sentence with
+    GHL's reason (never the URL, headers or token)."""
+    reason = ghl_message(body, "")
     details = {}
-    if isinstance(body, dict) and body.get("traceId"):
-        details["trace_id"] = body["traceId"]
+    if isinstance(body, dict) and isinstance(body.get("traceId"), str):
+        details["trace_id"] = body["traceId"][:100]
     if status in (400, 422):
-        return GhlError(status, "ghl_rejected_input", message, ghl_status=status, details=details)
+        # GHL's reason alone: the Zapier app says "GHL rejected the input: <reason>".
+        return GhlError(status, "ghl_rejected_input", reason or f"GHL refused the request ({status})",
+                        ghl_status=status, details=details)
     if status in AUTH_HINTS:
         hint = AUTH_HINTS[status].format(scopes=", ".join(scopes) or "see the catalog")
         details["hint"] = hint
         code = "ghl_unauthorized" if status == 401 else "ghl_forbidden"
-        return GhlError(status, code, f"{message}. {hint}", ghl_status=status, details=details)
+        head, _, rest = hint.partition(": ")
+        return GhlError(status, code, f"{_with_reason(head, reason)}: {rest}", ghl_status=status, details=details)
     if status == 404:
-        return GhlError(404, "ghl_not_found", message, ghl_status=status, details=details)
+        return GhlError(404, "ghl_not_found", _with_reason("GHL found no such record", reason) + ".",
+                        ghl_status=status, details=details)
     if status == 429:
         wait = retry_after if retry_after is not None else 10
         return GhlError(429, "ghl_rate_limited",
                         f"GHL's rate limit was reached; try again in {wait} seconds.",
                         retry_after=wait, ghl_status=status, details=details)
     if status >= 500:
-        return GhlError(502, "ghl_unavailable", f"GHL failed with {status}: {message}", ghl_status=status,
-                        details=details)
-    return GhlError(502, "ghl_unexpected_status", f"GHL answered {status}: {message}", ghl_status=status,
-                    details=details)
+        answered = f"it answered {status}: {reason}" if reason else f"it answered {status}"
+        return GhlError(502, "ghl_unavailable", f"GHL is unavailable right now ({answered}); try again later.",
+                        ghl_status=status, details=details)
+    unexpected = _with_reason(f"GHL answered {status}, which this service does not expect", reason)
+    return GhlError(502, "ghl_unexpected_status", unexpected + ".", ghl_status=status, details=details)

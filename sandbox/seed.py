@@ -100,6 +100,10 @@ def seed_collections():
         f"/locations/{LOCATION_ID}/customFields": ("id", seed_definitions(LOCATION_ID)),
         f"/locations/{LOCATION_ID}/tags": ("id", [{"id": f"sandbox-tag-{n}", "name": name, "locationId": LOCATION_ID}
                                                   for n, name in enumerate(["customer", "lead", "vip"], start=1)]),
+        "/forms": ("id", [{"id": "sandbox-form-1", "name": "Contact Us", "locationId": LOCATION_ID}]),
+        "/surveys": ("id", [{"id": "sandbox-survey-1", "name": "Customer Feedback", "locationId": LOCATION_ID}]),
+        "/opportunities/lost-reason": ("id", [{"id": "sandbox-lost-reason-1", "name": "Went with a competitor",
+                                               "locationId": LOCATION_ID}]),
         "/snapshots": ("id", [{"id": "sandbox-snapshot-1", "name": "Sandbox Starter", "type": "own",
                                "companyId": COMPANY_ID}]),
         "/conversations": ("id", [{"id": "sandbox-conversation-1", "locationId": LOCATION_ID,

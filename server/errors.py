@@ -40,7 +40,9 @@ def _api_error(exc):
 
 
 def _invalid_input(exc):
-    return error_response(400, "invalid_input", str(exc), fields=exc.fields)
+    # ``fields`` lists the first problems; ``omitted`` counts the rest (the message says so too).
+    details = {"omitted": exc.omitted} if getattr(exc, "omitted", 0) else {}
+    return error_response(400, "invalid_input", str(exc), fields=exc.fields, **details)
 
 
 def _ghl_error(exc):

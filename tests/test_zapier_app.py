@@ -191,17 +191,17 @@ def test_auth_test_and_connection_label(zapier_runtime, app_dir, service, sandbo
     assert results["label"]["result"] == "Sandbox Location (sandbox-location)"
 
 
-def test_a_401_from_ghl_surfaces_as_a_response_error_with_the_reconnect_hint(zapier_runtime, app_dir, service,
-                                                                           sandbox_reset, tmp_path):
+def test_a_401_from_ghl_is_zapiers_expired_auth_error_asking_to_reconnect(zapier_runtime, app_dir, service,
+                                                                         sandbox_reset, tmp_path):
     results = zapier_runtime.run(app_dir, [
         {"name": "test", "path": "authentication.test"},
         {"name": "poll", "path": trigger(CONTACTS), "bundle": {"meta": {"zap": {"id": "zap-401"}}}},
     ], tmp_path, bundle={"authData": {**AUTH_DATA, "token": "revoked-token"}})
     for name in ("test", "poll"):
         error = results[name]["error"]
-        assert error["name"] == "ResponseError" and error["status"] == 401, error
-        assert json.loads(error["content"])["error"]["code"] == "ghl_unauthorized"
-        assert "reconnect" in json.loads(error["content"])["error"]["message"]
+        assert error["name"] == "ExpiredAuthError", error
+        assert "reconnect the account in Zapier" in error["message"]
+        assert error["message"].endswith("(ghl_unauthorized)")
 
 
 def fired_by_zapier(polls):
@@ -459,8 +459,9 @@ def test_send_message_and_the_new_searches_in_zapiers_runtime(zapier_runtime, ap
     email = results["email"]["result"]
     assert email["id"] == email["messageId"] and email["emailMessageId"] and email["conversationId"]
     error = results["no_subject"]["error"]
-    assert error["name"] == "ResponseError" and error["status"] == 400, error
-    assert json.loads(error["content"])["error"]["fields"] == {"subject": "required when Channel is Email"}
+    assert error["name"] == "AppError" and error["status"] == 400 and error["code"] == "invalid_input", error
+    assert error["message"] == ("Some inputs are missing or invalid: Subject (Email): "
+                                "required when Channel is Email (invalid_input)")
     assert [u["id"] for u in results["user"]["result"]] == ["sandbox-user-1"]
     assert [a["id"] for a in results["appointments"]["result"]] == ["sandbox-appointment-1"]
     assert results["no_appointments"]["result"] == []
