@@ -64,17 +64,20 @@ def shape_search_result(record, body, inputs=None):
 
 def run_operation(client, record, inputs, token, app_url=enrichment.DEFAULT_APP_URL):
     """Call GHL for an action or search with validated ``inputs``; raises GhlError on failure.
+    A trigger record runs as a search: one read of GHL, its items best match first, nothing
+    recorded (the Zapier app presents look-ups such as Get Contact that way).
     Contacts and opportunities come back with ``ghl.enrichment``'s extra keys (``app_url``:
     GHL's web app, ``GHL_APP_URL``, for their links)."""
+    searching = record["kind"] in ("search", "trigger")
     request = build_request(record, inputs)
     try:
         response = client.request(request.method, request.path, token, version=request.version,
                                    query=request.query, body=request.body, scopes=request.scopes)
     except GhlError as error:
-        if record["kind"] == "search" and error.status == 404:
+        if searching and error.status == 404:
             return []
         raise
     context = enrichment.Context.for_request(client, token, record, inputs, app_url)
-    if record["kind"] == "search":
+    if searching:
         return enrichment.enrich_items(context, record, shape_search_result(record, response.body, inputs))
     return enrichment.enrich_items(context, record, [shape_action_result(record, response.body)])[0]

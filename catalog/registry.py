@@ -16,6 +16,7 @@ from pathlib import Path
 
 from catalog.inputs import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_OBJECT, check_requires_when
 from catalog.pagination import PAGINATION_STYLES
+from ghl.enrichment import WALL_CLOCK
 from ghl.time_window import check_window
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
@@ -111,6 +112,9 @@ def _check_input(record, field):
     choices = field.get("choices")
     if choices is not None:
         _check(isinstance(choices, list) and choices, record, f"input {key}: choices must be a non-empty list")
+    if "join" in field:
+        _check(field.get("list") and isinstance(field["join"], str) and field["join"], record,
+               f"input {key}: join (the separator GHL wants between the values) is for list inputs")
 
 
 def _check_response(record):
@@ -127,6 +131,24 @@ def _check_response(record):
             _check(response["dedupe"] == "changes", record, "a single-object trigger dedupes by 'changes'")
     if "watch" in response:
         _check_watch(record)
+    if "local_times" in response:
+        _check_local_times(record)
+
+
+def _check_local_times(record):
+    """``response.local_times``: top-level item fields GHL writes as the location's zone-less
+    wall-clock time, which ``ghl.enrichment`` answers with the location's offset."""
+    response = record["response"]
+    fields = response["local_times"]
+    _check(isinstance(fields, list) and fields and all(isinstance(f, str) and f for f in fields), record,
+           "response.local_times must be a non-empty list of item field names")
+    _check(len(set(fields)) == len(fields), record, "response.local_times names a field twice")
+    _check(not any("." in f for f in fields), record, "response.local_times names top-level item fields")
+    _check(response.get("id_field") not in fields, record, "response.local_times cannot name the id field")
+    sample = record.get("sample") if isinstance(record.get("sample"), dict) else {}
+    shown = [f for f in fields if f in sample]
+    _check(all(isinstance(sample[f], str) and WALL_CLOCK.fullmatch(sample[f]) for f in shown), record,
+           "the sample writes response.local_times as GHL does, without a zone (2021-07-16 11:00:00)")
 
 
 def _check_watch(record):

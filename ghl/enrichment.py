@@ -1,6 +1,8 @@
-"""Extra keys on contact and opportunity items, so a Zap builder can read them without GHL's docs.
+"""Extra keys on contact and opportunity items, and zoned times, so a Zap builder can read items
+without GHL's docs.
 
-``enrich_items`` adds, never changing anything GHL sent (a key GHL already sent is left alone):
+On contacts and opportunities ``enrich_items`` adds, never changing anything GHL sent (a key GHL
+already sent is left alone):
 
 - ``custom_fields``: ``{<fieldKey without its "contact."/"opportunity." prefix>: value}`` for the
   item's ``customFields`` (``[{id, value}]`` on contacts, ``[{id, fieldValue}]`` on
@@ -11,18 +13,27 @@
   ``/v2/location/<location>/contacts/detail/<id>`` for contacts and
   ``/v2/location/<location>/opportunities/list/<id>?tab=OpportunityDetails`` for opportunities.
 
-Definitions and pipelines are cached in this process for about a minute per (credential,
-location[, model]), and so is a failure to load them, so a poll or an action costs at most
-one extra GHL call a minute per kind. A failure never fails the caller: the items go out
-without the keys it would have given.
+and, for any record that declares ``response.local_times`` (fields GHL writes as the location's
+wall-clock time without a zone, ``2021-07-16 11:00:00``), rewrites those fields to ISO 8601 with
+the location's UTC offset at that moment (``2021-07-16T11:00:00-05:00``): a Zap cannot tell what
+``11:00:00`` means, and Zapier's checks (D023) want a zone. The zone is the location's
+``timezone`` (``GET /locations/{locationId}``). Values that carry a zone or do not parse stay.
+
+Definitions, pipelines and time zones are cached in this process for about a minute per
+(credential, location[, model]), and so is a failure to load them, so a poll or an action costs
+at most one extra GHL call a minute per kind. A failure never fails the caller: the items go out
+without the keys it would have given, and with GHL's zone-less times.
 
 Callers enrich what they deliver *after* identities, versions and watched values were taken
 from GHL's data (``triggers.poll``), so enrichment can never change dedupe or change detection.
 """
 
 import logging
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ghl.custom_fields import CACHE as CUSTOM_FIELD_DEFINITIONS
 from ghl.custom_fields import CACHE_ENTRIES, CACHE_SECONDS, DefinitionCache, load_definitions
@@ -49,8 +60,27 @@ MAX_STAGES = 200
 MAX_LOCATIONS_PER_CALL = 5
 VALUE_KEYS = ("value", "fieldValue", "field_value")
 
+# The catalog's ``get_location`` request, which answers ``location.timezone`` (an IANA name).
+LOCATION_PATH = "/locations/{}"
+LOCATION_VERSION = "2021-07-28"
+LOCATION_SCOPES = ("locations.readonly",)
+# The zone static samples' wall-clock times are read in (a sample has no location to ask).
+SAMPLE_TIMEZONE = "America/Chicago"
+# GHL's zone-less wall-clock time: "2021-07-16 11:00:00" (or with a "T", or fractions of a second).
+# What an IANA zone name looks like ("America/Argentina/Buenos_Aires", "Etc/GMT+5"); nothing else
+# reaches the zone database's file lookup.
+TIMEZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
+WALL_CLOCK = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
+
 PIPELINES = DefinitionCache(CACHE_SECONDS, CACHE_ENTRIES)
+TIMEZONES = DefinitionCache(CACHE_SECONDS, CACHE_ENTRIES)
 FAILURES = DefinitionCache(CACHE_SECONDS, CACHE_ENTRIES)
+
+
+class UnknownTimeZone(Exception):
+    """The location names no time zone this process knows (none, or not an IANA name)."""
+
+    code = "unknown_time_zone"
 
 
 @dataclass(frozen=True)
@@ -78,6 +108,32 @@ def record_kind(record):
     return model if model in LINKS else None
 
 
+def local_time_fields(record):
+    """The item fields GHL writes as the location's zone-less wall-clock time (``response.local_times``)."""
+    return tuple((record.get("response") or {}).get("local_times") or ())
+
+
+def zoned_time(value, zone):
+    """``value`` ("2021-07-16 11:00:00") as ISO 8601 with ``zone``'s offset at that moment
+    ("2021-07-16T11:00:00-05:00"); anything else (a zone already, not a time) as it is. A time the
+    clocks skip or repeat when DST starts or ends takes the offset in force before the change."""
+    if not isinstance(value, str) or not WALL_CLOCK.fullmatch(value):
+        return value
+    try:
+        moment = datetime.fromisoformat(value.replace(" ", "T"))
+    except ValueError:
+        return value
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=zone).isoformat(timespec=spec)
+
+
+def with_zoned_times(item, fields, zone):
+    """``item`` with its ``fields`` read as wall-clock times in ``zone`` (``zoned_time``)."""
+    changed = {f: zoned_time(item[f], zone) for f in fields if f in item}
+    changed = {f: v for f, v in changed.items() if v != item[f]}
+    return {**item, **changed} if changed else item
+
+
 def custom_field_output_key(definition):
     """The key of a custom field in ``custom_fields``: its fieldKey without the model prefix
     (``contact.favorite_color`` -> ``favorite_color``), its id when it has no fieldKey."""
@@ -89,18 +145,27 @@ def custom_field_output_key(definition):
 
 
 def enrich_items(context, record, items):
-    """``items`` (plain objects) with the extra keys of the module doc; others are returned as they are."""
+    """``items`` (plain objects) with the extra keys and zoned times of the module doc; others are
+    returned as they are."""
     kind = record_kind(record)
-    if kind is None or context is None or not items:
+    local_times = local_time_fields(record)
+    if (kind is None and not local_times) or context is None or not items:
         return items
     lookups = _Lookups(context, kind)
-    return [_enriched(item, kind, record, context, lookups) if isinstance(item, dict) else item for item in items]
+    return [_enriched(item, kind, local_times, record, context, lookups) if isinstance(item, dict) else item
+            for item in items]
 
 
 def enrich_sample(record, sample):
-    """A record's static sample with the keys live items get, with obviously fake values. Pure."""
+    """A record's static sample with the keys live items get, with obviously fake values, and its
+    wall-clock times read in ``SAMPLE_TIMEZONE``. Pure."""
+    if not isinstance(sample, dict):
+        return sample
+    local_times = local_time_fields(record)
+    if local_times:
+        sample = with_zoned_times(sample, local_times, ZoneInfo(SAMPLE_TIMEZONE))
     kind = record_kind(record)
-    if kind is None or not isinstance(sample, dict):
+    if kind is None:
         return sample
     extra = {"custom_fields": {"sample_field": "Sample value"}}
     if kind == OPPORTUNITY:
@@ -125,9 +190,16 @@ def _ghl_id(item, record):
     return value if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
 
 
-def _enriched(item, kind, record, context, lookups):
+def _enriched(item, kind, local_times, record, context, lookups):
     location = item.get("locationId") if isinstance(item.get("locationId"), str) else None
     location = location or context.location_id
+    if local_times and location and any(isinstance(item.get(f), str) and WALL_CLOCK.fullmatch(item[f])
+                                        for f in local_times):
+        zone = lookups.zone(location)
+        if zone is not None:
+            item = with_zoned_times(item, local_times, zone)
+    if kind is None:
+        return item
     extra = {}
     record_id = _ghl_id(item, record)
     if location and record_id is not None:
@@ -199,6 +271,10 @@ class _Lookups:
         return self._once(("pipelines", location),
                           lambda: load_pipelines(self.context.client, self.context.token, location))
 
+    def zone(self, location):
+        return self._once(("time zone", location),
+                          lambda: load_location_zone(self.context.client, self.context.token, location))
+
     def _once(self, key, load):
         if key not in self.found:
             locations = {location for _, location in self.found}
@@ -226,8 +302,8 @@ class _Lookups:
 
 
 def clear_caches():
-    """Forget every cached definition, pipeline and failure (tests that count GHL requests)."""
-    for cache in (CUSTOM_FIELD_DEFINITIONS, PIPELINES, FAILURES):
+    """Forget every cached definition, pipeline, time zone and failure (tests that count GHL requests)."""
+    for cache in (CUSTOM_FIELD_DEFINITIONS, PIPELINES, TIMEZONES, FAILURES):
         cache.clear()
 
 
@@ -259,3 +335,24 @@ def _pipeline_names(body):
                        and isinstance(stage.get("name"), str)},
         }
     return names
+
+
+def load_location_zone(client, token, location_id):
+    """The location's time zone (``location.timezone`` of ``GET /locations/{locationId}``), its
+    name cached in this process for about a minute per (credential, location). Raises
+    UnknownTimeZone when the location names none this process knows."""
+    key = (client.token_owner(token), location_id)
+    name = TIMEZONES.get(key)
+    if name is None:
+        response = client.request("GET", LOCATION_PATH.format(quote(location_id, safe="")), token,
+                                  version=LOCATION_VERSION, scopes=LOCATION_SCOPES)
+        location = dig(response.body, "location") if isinstance(response.body, dict) else None
+        name = location.get("timezone") if isinstance(location, dict) else None
+        name = name if isinstance(name, str) else ""
+        TIMEZONES.put(key, name)
+    if not TIMEZONE_NAME.fullmatch(name):
+        raise UnknownTimeZone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "America" is a directory: OSError
+        raise UnknownTimeZone() from exc

@@ -98,6 +98,8 @@ def build_request(record, inputs, now=None):
         if spec["key"] not in inputs or spec["key"] in consumed:
             continue
         value = inputs[spec["key"]]
+        if spec.get("join") and isinstance(value, list):
+            value = spec["join"].join(str(v) for v in value)  # GHL takes this list as one string
         name = spec.get("field", spec["key"])
         if spec["in"] == "path":
             path_values[name] = encode_segment(value)

@@ -10,6 +10,9 @@ serves its route.
 - ``POST /calendars/events/appointments`` books (status ``confirmed`` unless given, the
   calendar's group, an end one slot after the start); ``PUT .../appointments/{eventId}``
   refuses a status outside GHL's list.
+- ``GET /contacts/{contactId}/appointments``: the contact's appointments in ``{events}``, their
+  times as GHL's spec shows them there (GetEventSchema, ``2021-07-16 11:00:00``): the
+  location's wall-clock time, without a zone.
 - ``GET /conversations/messages/export``: newest first by default (``sortBy`` createdAt or
   updatedAt, ``sortOrder``), an opaque keyset ``cursor`` / ``nextCursor`` (null at the end),
   ``limit`` 10 to 500, ``channel``; without a channel every type except email.
@@ -24,14 +27,18 @@ serves its route.
 import base64
 import binascii
 import json
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from sandbox import answers
 from sandbox.filters import in_time_window, matches_text
+from sandbox.handlers import filtered_view
 from sandbox.handlers import update as generic_update
 from sandbox.paging import PagingError, sort_key
 from sandbox.store import epoch_ms, iso_from_ms
 
 EVENTS = "/calendars/events"
+LOCATIONS = "/locations"
 CALENDARS = "/calendars"
 CONTACTS = "/contacts"
 CONVERSATIONS = "/conversations"
@@ -74,6 +81,8 @@ CHANNELS = {
 EXPORT_LIMITS = (10, 500, 100)  # min, max, default
 # Store stamps that GHL's message items do not carry (they have dateAdded only).
 MESSAGE_HIDDEN = ("createdAt", "updatedAt", "dateUpdated")
+# GetEventSchema's times, which GHL writes as the location's wall-clock time.
+WALL_CLOCK_FIELDS = ("startTime", "endTime", "dateAdded", "dateUpdated")
 
 
 # -- appointments ---------------------------------------------------------------------------------
@@ -104,6 +113,30 @@ def calendar_events(call):
               and _owned_by(e, call, calendars)]
     events.sort(key=lambda e: sort_key(e, "startTime"))
     return 200, {"events": events, "traceId": answers.trace_id()}
+
+
+def _wall_clock(value, zone):
+    ms = epoch_ms(value)
+    if ms is None:
+        return value
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _location_zone(location):
+    try:
+        return ZoneInfo(location.get("timezone") or "UTC")
+    except (ValueError, OSError, LookupError):  # a zone a test made up: GHL would not store it
+        return timezone.utc
+
+
+def contact_appointments(call):
+    """``GET /contacts/{contactId}/appointments``: ``{events}`` with zone-less local times."""
+    status, body = filtered_view(call)
+    events = body.get("events") if status == 200 and isinstance(body, dict) else None
+    for event in events if isinstance(events, list) else []:
+        zone = _location_zone(call.store.get(LOCATIONS, event.get("locationId")) or {})
+        event.update({f: _wall_clock(event[f], zone) for f in WALL_CLOCK_FIELDS if f in event})
+    return status, body
 
 
 def _bad_status(body):
@@ -366,6 +399,7 @@ SPECIAL_CASES = {
     ("GET", "/calendars/events"): calendar_events,
     ("POST", "/calendars/events/appointments"): book_appointment,
     ("PUT", "/calendars/events/appointments/{}"): edit_appointment,
+    ("GET", "/contacts/{}/appointments"): contact_appointments,
     ("GET", "/conversations/messages/export"): export_messages,
     ("POST", "/conversations/messages/inbound"): inbound_message,
     ("POST", "/locations/{}/tasks/search"): search_tasks,

@@ -114,7 +114,7 @@ def check_request():
             drop_connection(request.environ)
             return "", 500
         if fault["status"]:
-            return jsonify(fault_body(fault["status"])), fault["status"]
+            return jsonify(fault_body(fault["status"], fault.get("message"))), fault["status"]
     operation = (request.view_args or {}).get("operation")
     if operation is not None and operation.versions and request.headers.get("Version") not in operation.versions:
         return jsonify(BAD_VERSION), 400

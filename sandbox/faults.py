@@ -21,7 +21,8 @@ class DroppedConnection(ConnectionError):
 
 
 def parse_fault(spec):
-    """A checked fault: ``{status, times, path_prefix, method, delay_ms, drop}``."""
+    """A checked fault: ``{status, times, path_prefix, method, delay_ms, drop, message}``; ``message``
+    (a string or a list of strings, as GHL's 422s carry) replaces the status's usual text."""
     if not isinstance(spec, dict):
         raise FaultError("each fault is an object")
     status = spec.get("status")
@@ -34,6 +35,10 @@ def parse_fault(spec):
     if not isinstance(delay_ms, (int, float)) or delay_ms < 0:
         raise FaultError("delay_ms must be a non-negative number")
     drop = bool(spec.get("drop", False))
+    message = spec.get("message")
+    if message is not None and not (isinstance(message, str) or (
+            isinstance(message, list) and all(isinstance(m, str) for m in message))):
+        raise FaultError("message must be a string or a list of strings")
     if status is None and not drop and not delay_ms:
         raise FaultError("a fault needs a status, drop or delay_ms")
     return {
@@ -43,6 +48,7 @@ def parse_fault(spec):
         "method": (spec.get("method") or "").upper() or None,
         "delay_ms": delay_ms,
         "drop": drop,
+        "message": message,
     }
 
 
@@ -78,8 +84,8 @@ class FaultInjector:
         return None
 
 
-def fault_body(status):
-    return {"statusCode": status, "message": FAULT_MESSAGES.get(status, "Error")}
+def fault_body(status, message=None):
+    return {"statusCode": status, "message": message if message is not None else FAULT_MESSAGES.get(status, "Error")}
 
 
 def drop_connection(environ):

@@ -1,5 +1,7 @@
 """The OpenAPI description of this service's own endpoints (not GHL's)."""
 
+from zapier_app.choices import CHOICE_SOURCES, available
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -23,7 +25,9 @@ def _json(description, schema):
 
 def service_openapi(catalog):
     trigger_keys = [r["key"] for r in catalog.of_kind("trigger")]
-    action_keys = [r["key"] for r in catalog.of_kind("action", "search")] + ["api_request"]
+    all_keys = [r["key"] for r in catalog.of_kind("trigger", "action", "search")]
+    choice_sources = [name for name in CHOICE_SOURCES if available(name, catalog)]
+    action_keys = [r["key"] for r in catalog.of_kind("action", "search", "trigger")] + ["api_request"]
     auth_params = [
         {"name": "X-Location-Id", "in": "header", "required": False, "schema": {"type": "string"},
          "description": "Fills the operation's location input when the inputs leave it out."},
@@ -66,6 +70,29 @@ def service_openapi(catalog):
             "/zapier/app.json": {"get": {
                 "summary": "The Zapier app definition generated from the catalog",
                 "responses": {"200": _json("A Zapier Platform app definition", {"type": "object"})},
+            }},
+            "/zapier/fields/{key}": {"get": {
+                "summary": "The location's custom fields of an operation, as Zapier input or output fields",
+                "security": [{"ghlToken": []}],
+                "parameters": [
+                    {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "enum": all_keys}},
+                    {"name": "for", "in": "query", "schema": {"type": "string", "enum": ["input", "output"]}},
+                    *auth_params,
+                ],
+                "responses": {"200": _json("Zapier field descriptors", {"type": "array", "items": {
+                    "type": "object", "required": ["key"]}}), **common_errors},
+            }},
+            "/zapier/choices/{source}": {"get": {
+                "summary": "Dropdown choices read from the location (Zapier dynamic dropdowns)",
+                "security": [{"ghlToken": []}],
+                "parameters": [
+                    {"name": "source", "in": "path", "required": True,
+                     "schema": {"type": "string", "enum": choice_sources}},
+                    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    *auth_params,
+                ],
+                "responses": {"200": _json("Choices", {"type": "array", "items": {
+                    "type": "object", "required": ["id", "name"]}}), **common_errors},
             }},
             "/catalog": {"get": {
                 "summary": "List operations",

@@ -1,13 +1,17 @@
 """Contact and opportunity items carry custom fields by name, pipeline and stage names, and a link to
-the record in GHL's web app (``ghl/enrichment.py``): from polls, REST-hook polls, samples, actions
-and searches, against the real sandbox GHL; at most one lookup a minute per token, location and
-kind; never failing a poll; never changing what is new or what changed."""
+the record in GHL's web app, and appointments' zone-less times carry the location's offset
+(``ghl/enrichment.py``): from polls, REST-hook polls, samples, actions and searches, against the
+real sandbox GHL; at most one lookup a minute per token, location and kind; never failing a poll;
+never changing what is new or what changed."""
 
+import copy
 import logging
+import re
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from catalog.registry import load_catalog
+from catalog.registry import CatalogError, check_record, load_catalog
 from ghl import enrichment
 from tests.conftest import LOCATION, SANDBOX_TOKEN
 from tests.event_zaps import PIPELINE, Ghl, Zap, only
@@ -207,6 +211,8 @@ def test_every_contact_and_opportunity_record_is_enriched_and_its_sample_shows_t
     for record in CATALOG:
         by_items = nouns.get((record["response"].get("items") or "").split(".")[-1])
         assert enrichment.record_kind(record) == by_items, record["key"]
+        if enrichment.local_time_fields(record):
+            continue  # their samples: test_static_samples_of_appointments_read_their_times_in_a_fixed_zone
         sample = enrichment.enrich_sample(record, record["sample"])
         if by_items is None:
             assert sample == record["sample"]
@@ -242,3 +248,167 @@ def test_links_use_the_agencys_web_app_when_one_is_configured(app, ghl):
     assert only(polled)["url"] == (f"{agency}/v2/location/{LOCATION}/opportunities/list/sandbox-opportunity-1"
                                    "?tab=OpportunityDetails")
     assert (only(polled)["pipelineName"], only(polled)["stageName"]) == ("Sandbox Sales", "Contacted")
+
+
+# -- appointments' wall-clock times ---------------------------------------------------------------
+
+LOCATION_PATH = f"/locations/{LOCATION}"
+APPOINTMENT_TIMES = ("startTime", "endTime", "dateAdded", "dateUpdated")
+ZONED = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?[+-]\d{2}:\d{2}")
+# The sandbox location's zone is America/New_York; its clocks went forward on 2024-03-10.
+BEFORE_DST, AFTER_DST = "2024-03-09T15:00:00.000Z", "2024-03-11T15:00:00.000Z"
+
+
+class AppointmentGhl(SandboxGhl):
+    def book(self, contact_id, start):
+        return self.call("POST", "/calendars/events/appointments", version="2021-04-15", json={
+            "calendarId": "sandbox-calendar-1", "locationId": LOCATION, "contactId": contact_id,
+            "title": "Zoned visit", "startTime": start})
+
+    def zone_less(self, contact_id):
+        """What GHL answers for the contact's appointments, by id."""
+        events = self.call("GET", f"/contacts/{contact_id}/appointments")["events"]
+        return {e["id"]: e for e in events}
+
+
+@pytest.fixture
+def booking(sandbox_reset):
+    return AppointmentGhl(sandbox_reset.url)
+
+
+def offset_of(zone_name, wall_clock):
+    moment = enrichment.zoned_time(wall_clock, ZoneInfo(zone_name))
+    return moment[19:]
+
+
+def assert_zoned_like_ghl(item, ghl_item, zone_name="America/New_York"):
+    """Each wall-clock time GHL sent, now with ``zone_name``'s offset at that moment."""
+    for field in APPOINTMENT_TIMES:
+        local = ghl_item[field]
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", local), "GHL's shape in the sandbox"
+        assert item[field] == local.replace(" ", "T") + offset_of(zone_name, local), field
+
+
+def test_the_sandbox_answers_contact_appointments_in_the_locations_wall_clock_time(booking):
+    made = booking.book("sandbox-contact-2", BEFORE_DST)
+    answered = booking.zone_less("sandbox-contact-2")[made["id"]]
+    assert (answered["startTime"], answered["endTime"]) == ("2024-03-09 10:00:00", "2024-03-09 10:30:00")
+    assert booking.call("GET", LOCATION_PATH)["location"]["timezone"] == "America/New_York"
+
+
+def test_the_trigger_delivers_times_with_the_locations_offset_either_side_of_dst(client, auth, booking):
+    trigger = zap(client, auth, "get_contact_appointments", {"contactId": "sandbox-contact-2"})
+    assert trigger.poll() == []
+    winter, summer = booking.book("sandbox-contact-2", BEFORE_DST), booking.book("sandbox-contact-2", AFTER_DST)
+    fired = {item["ghl_id"]: item for item in trigger.poll()}
+    assert set(fired) == {winter["id"], summer["id"]}
+    assert (fired[winter["id"]]["startTime"], fired[winter["id"]]["endTime"]) == (
+        "2024-03-09T10:00:00-05:00", "2024-03-09T10:30:00-05:00")
+    assert (fired[summer["id"]]["startTime"], fired[summer["id"]]["endTime"]) == (
+        "2024-03-11T11:00:00-04:00", "2024-03-11T11:30:00-04:00")
+    ghl_items = booking.zone_less("sandbox-contact-2")
+    for ghl_id, item in fired.items():
+        assert_zoned_like_ghl(item, ghl_items[ghl_id])
+        assert item["id"] == ghl_id, "the identity is GHL's id, as before"
+    assert trigger.poll() == [], "zoned times never make an item new again"
+
+
+def test_the_search_delivers_times_with_the_locations_own_zone(client, auth, booking, sandbox_reset):
+    sandbox_reset.state.store.update("/locations", LOCATION, {"timezone": "America/Los_Angeles"})
+    made = booking.book("sandbox-contact-2", AFTER_DST)
+    found = client.post("/actions/find_contact_appointments", headers=auth, json={"contactId": "sandbox-contact-2"})
+    assert found.status_code == 200, found.get_data(as_text=True)
+    match = only(found.json)
+    assert (match["id"], match["startTime"]) == (made["id"], "2024-03-11T08:00:00-07:00")
+    assert_zoned_like_ghl(match, booking.zone_less("sandbox-contact-2")[made["id"]], "America/Los_Angeles")
+
+
+def test_a_failing_location_lookup_leaves_ghls_times_and_still_delivers(client, auth, booking, caplog):
+    trigger = zap(client, auth, "get_contact_appointments", {"contactId": "sandbox-contact-2"})
+    assert trigger.poll() == []
+    made = booking.book("sandbox-contact-2", BEFORE_DST)
+    booking.fault(LOCATION_PATH, status=403, times=10)
+    with caplog.at_level(logging.WARNING, logger="ghl.enrichment"):
+        item = only(trigger.poll())
+        found = client.post("/actions/find_contact_appointments", headers=auth,
+                            json={"contactId": "sandbox-contact-2"})
+    ghl_item = booking.zone_less("sandbox-contact-2")[made["id"]]
+    assert {f: item[f] for f in APPOINTMENT_TIMES} == {f: ghl_item[f] for f in APPOINTMENT_TIMES}
+    assert found.status_code == 200 and only(found.json)["startTime"] == "2024-03-09 10:00:00"
+    assert "time zone of location" in caplog.text and SANDBOX_TOKEN not in caplog.text
+    assert len(booking.requests_to(LOCATION_PATH)) == 1, "the failure is remembered for a minute"
+
+
+def test_a_location_without_a_known_zone_leaves_ghls_times(client, auth, booking, sandbox_reset, caplog):
+    sandbox_reset.state.store.update("/locations", LOCATION, {"timezone": "Mars/Olympus_Mons"})
+    made = booking.book("sandbox-contact-2", BEFORE_DST)
+    with caplog.at_level(logging.WARNING, logger="ghl.enrichment"):
+        found = client.post("/actions/find_contact_appointments", headers=auth,
+                            json={"contactId": "sandbox-contact-2"})
+    ghl_item = booking.zone_less("sandbox-contact-2")[made["id"]]
+    assert found.status_code == 200 and only(found.json) == ghl_item
+    assert "unknown_time_zone" in caplog.text
+
+
+def test_the_locations_zone_is_looked_up_once_a_minute_per_token(client, auth, booking, sandbox_reset, monkeypatch):
+    monkeypatch.setattr(sandbox_reset.state, "tokens", (SANDBOX_TOKEN, "another-token"))
+    booking.book("sandbox-contact-2", BEFORE_DST)
+    booking.call("DELETE", "/_sandbox/requests")
+    other_auth = {**auth, "Authorization": "Bearer another-token"}
+    trigger = zap(client, auth, "get_contact_appointments", {"contactId": "sandbox-contact-2"}, mode="sample")
+    for headers in (auth, other_auth, auth, other_auth):
+        found = client.post("/actions/find_contact_appointments", headers=headers,
+                            json={"contactId": "sandbox-contact-2"})
+        assert only(found.json)["startTime"] == "2024-03-09T10:00:00-05:00"
+        assert only(trigger.answer())["startTime"] == "2024-03-09T10:00:00-05:00"
+    assert len(booking.requests_to(LOCATION_PATH)) == 2, "one lookup per token, then the cache"
+
+
+def test_static_samples_of_appointments_read_their_times_in_a_fixed_zone():
+    from zapier_app.checks import date_problem
+    from zapier_app.definition import answered_sample
+    for key in ("get_contact_appointments", "find_contact_appointments"):
+        record = CATALOG.get(key)
+        assert record["response"]["local_times"] == list(APPOINTMENT_TIMES)
+        assert record["sample"]["startTime"] == "2024-01-10 15:00:00", "the record's sample stays GHL-shaped"
+        sample = answered_sample(record)
+        assert sample["startTime"] == "2024-01-10T15:00:00-06:00"
+        for field in APPOINTMENT_TIMES:
+            assert ZONED.fullmatch(sample[field]) and date_problem(field, sample[field]) is None, field
+        others = {k: v for k, v in record["sample"].items() if k not in APPOINTMENT_TIMES}
+        assert {k: sample[k] for k in others} == others
+
+
+def test_the_zapier_app_has_no_sample_time_without_a_zone():
+    from zapier_app.checks import run_checks
+    from zapier_app.definition import zapier_app_definition
+    for connector_key_required in (False, True):
+        problems = run_checks(zapier_app_definition(CATALOG, "https://service.example.com", connector_key_required))
+        assert [p for p in problems if p.code == "D023"] == []
+
+
+def test_wall_clock_times_get_the_offset_in_force_and_other_values_stay():
+    chicago = ZoneInfo("America/Chicago")
+    assert enrichment.zoned_time("2021-07-16 11:00:00", chicago) == "2021-07-16T11:00:00-05:00"
+    assert enrichment.zoned_time("2021-12-16T11:00:00", chicago) == "2021-12-16T11:00:00-06:00"
+    assert enrichment.zoned_time("2021-12-16 11:00:00.250", chicago) == "2021-12-16T11:00:00.250-06:00"
+    for kept in ("2021-07-16T11:00:00Z", "2021-07-16T11:00:00+02:00", "2021-07-16", "16/07/2021 11:00",
+                 "2021-13-40 11:00:00", "", None, 1626426000000):
+        assert enrichment.zoned_time(kept, chicago) == kept
+    item = {"id": "e1", "startTime": "2021-07-16 11:00:00", "title": "2021-07-16 11:00:00"}
+    assert enrichment.with_zoned_times(item, ["startTime", "endTime"], chicago) == {
+        **item, "startTime": "2021-07-16T11:00:00-05:00"}
+
+
+def test_local_times_are_checked_and_the_location_request_is_the_catalogs():
+    record = copy.deepcopy(CATALOG.get("find_contact_appointments"))
+    check_record(record)
+    for bad in ([], "startTime", [""], ["startTime", "startTime"], ["event.startTime"], ["id"], [3]):
+        with pytest.raises(CatalogError):
+            check_record({**record, "response": {**record["response"], "local_times": bad}})
+    with pytest.raises(CatalogError):
+        check_record({**record, "sample": {**record["sample"], "startTime": "2024-01-10T15:00:00Z"}})
+    location = CATALOG.get("find_location_by_id")
+    assert (location["method"], location["path"].replace("{locationId}", "{}"), location["version"],
+            tuple(location["scopes"])) == ("GET", enrichment.LOCATION_PATH, enrichment.LOCATION_VERSION,
+                                           enrichment.LOCATION_SCOPES)

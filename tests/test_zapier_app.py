@@ -5,6 +5,7 @@ on loopback.
 
 import json
 import re
+import sqlite3
 import time
 
 import pytest
@@ -15,12 +16,12 @@ from catalog.registry import Catalog, load_catalog, load_records
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN
 from tests.zapier_harness import AUTH_DATA, trigger
 from zapier_app.__main__ import build_parser
-from zapier_app.definition import (CHAINED_INPUTS, DROPDOWN_ONLY_TRIGGERS, INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION,
-                                  names_its_event, zapier_app_definition)
+from zapier_app import presentation
+from zapier_app.definition import INSTANT_SUFFIX, ZAPIER_PLATFORM_VERSION, zapier_app_definition
 
 CATALOG = load_catalog()
 SERVICE_AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
-CONTACTS = "list_contacts_deprecated"
+CONTACTS = "search_contacts"
 
 
 # ----------------------------------------------------------------------------- the definition
@@ -49,33 +50,40 @@ def test_the_readme_walk_through_uses_the_commands_and_fields_that_exist():
         assert f"| {field['label']} |" in section, f"the README does not explain the {field['label']} field"
 
 
-def test_every_catalog_operation_is_in_the_app_with_a_sample_and_events_and_imperatives_as_labels():
+def test_every_catalog_operation_is_in_the_app_as_its_role_says_with_a_sample():
     app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
     triggers, searches, creates = app["triggers"], app["searches"], app["creates"]
-    assert {r["key"] for r in CATALOG.of_kind("trigger")} <= set(triggers)
-    assert {r["key"] for r in CATALOG.of_kind("search")} == set(searches)
+    roles = {r["key"]: presentation.role(r) for r in CATALOG.of_kind("trigger")}
+    assert {k for k, role in roles.items() if role in ("trigger", "dropdown")} <= set(triggers)
+    assert {r["key"] for r in CATALOG.of_kind("search")} | {k for k, role in roles.items() if role == "search"} \
+        == set(searches)
     assert {r["key"] for r in CATALOG.of_kind("action")} | {"api_request"} == set(creates)
+    omitted = {k for k, role in roles.items() if role == "omit"}
+    assert omitted and not omitted & (set(triggers) | set(searches))
     assert not (set(triggers) & set(searches) or set(triggers) & set(creates) or set(searches) & set(creates))
     for group in (triggers, searches, creates):
         for key, operation in group.items():
             assert operation["key"] == key and operation["operation"]["sample"], key
             url = operation["operation"].get("performList", operation["operation"]["perform"])["url"]
             assert url.startswith("https://ghl.example.com/"), key
-    # Triggers' and searches' items always carry an id (Zapier dedupes and search-or-creates on it).
+    # Triggers' and searches' items carry an id (Zapier dedupes and search-or-creates on it), except
+    # look-ups of things GHL answers without one (a calendar resource, a call transcription).
     for key, operation in {**triggers, **searches}.items():
-        assert operation["operation"]["sample"].get("id"), key
+        record = CATALOG.get(key.removesuffix(INSTANT_SUFFIX))
+        assert operation["operation"]["sample"].get("id") or (
+            key in searches and record["response"]["id_field"] is None), key
     labels = [t["display"]["label"] for t in triggers.values()]
     assert len(labels) == len(set(labels)), "two triggers share a label"
-    for key, operation in triggers.items():
-        record = CATALOG.get(key.removesuffix(INSTANT_SUFFIX)) or CATALOG.get(key)
-        label = operation["display"]["label"].removesuffix(" (Instant)")
-        # A trigger named for its event has that name; the others read as events too.
-        assert label == record["name"] if names_its_event(record) else label.startswith(("New ", "Updated ")), key
-    assert triggers["get_contact"]["display"]["label"] == "Updated Contact"
+    # A look-up by id is a search on /actions, not a trigger that fires on one record's changes.
+    assert "get_contact" not in triggers and searches["get_contact"]["display"]["label"] == "Find Contact by ID"
+    assert searches["get_contact"]["operation"]["perform"]["url"] == "https://ghl.example.com/actions/get_contact"
     assert triggers["new_contact"]["display"]["label"] == "New Contact"
-    assert triggers[CONTACTS]["display"]["label"] == "New Contact (Deprecated List)"
+    assert triggers["contact_tag_added"]["display"]["description"].startswith("Triggers when ")
+    assert searches["find_contact"]["display"]["description"].startswith("Finds ")
     assert creates["create_contact"]["display"]["label"] == "Create Contact"
     assert creates["upsert_contact"]["display"]["label"] == "Create or Update Contact"
+    assert app["throttle"] == {"window": 10, "limit": 100, "key": "{{bundle.authData.locationId}}",
+                               "scope": ["account"]}
     assert app["searchOrCreates"]["find_contact"] == {
         "key": "find_contact", "display": app["searchOrCreates"]["find_contact"]["display"],
         "search": "find_contact", "create": "create_contact"}
@@ -86,61 +94,66 @@ def test_every_catalog_operation_is_in_the_app_with_a_sample_and_events_and_impe
         "search": "find_opportunity", "create": "create_opportunity"}
 
 
-def test_instant_twins_are_rest_hooks_on_the_hooks_endpoints_for_list_triggers_of_things_that_appear():
+def test_a_trigger_presented_as_a_search_runs_once_on_actions_and_records_nothing(client, auth, app):
+    found = client.post("/actions/get_contact", headers=auth, json={"contactId": "sandbox-contact-1"})
+    assert found.status_code == 200 and [c["id"] for c in found.json] == ["sandbox-contact-1"]
+    missing = client.post("/actions/get_contact", headers=auth, json={"contactId": "no-such-contact"})
+    assert missing.status_code == 200 and missing.json == []
+    with sqlite3.connect(app.extensions["ghl_zapier"].settings.database_path) as db:
+        for table in ("seen", "scopes"):
+            assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
+
+
+def test_instant_twins_are_rest_hooks_on_the_hooks_endpoints_and_say_how_fast_they_are():
     app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
     twins = {k: t for k, t in app["triggers"].items() if t["operation"]["type"] == "hook"}
     assert {k[:-len(INSTANT_SUFFIX)] for k in twins} >= {
-        CONTACTS, "search_opportunities", "list_calendar_events", "get_contact_notes", "get_contact_tasks",
-        "search_conversations", "get_messages_by_conversation", "list_users_by_location",
-        "list_businesses_by_location"}
+        "new_contact", "search_opportunities", "list_calendar_events", "get_contact_notes", "get_contact_tasks",
+        "search_conversations", "get_messages_by_conversation", "contact_tag_added", "opportunity_stage_changed"}
     for key, twin in twins.items():
         source = CATALOG.get(key[:-len(INSTANT_SUFFIX)])
         operation = twin["operation"]
-        assert not source["response"]["single"] and source["response"]["dedupe"] == "new"
-        assert source["key"] not in DROPDOWN_ONLY_TRIGGERS
+        assert not source["response"]["single"] and presentation.role(source) == "trigger"
         assert operation["performSubscribe"]["body"]["trigger"] == source["key"]
         assert operation["performSubscribe"]["body"]["target_url"] == "{{bundle.targetUrl}}"
         assert operation["performUnsubscribe"] == {
             "url": "https://ghl.example.com/hooks/{{bundle.subscribeData.id}}", "method": "DELETE"}
         assert operation["performList"]["url"] == f"https://ghl.example.com/hooks/sample/{source['key']}"
-        assert twin["display"]["label"].endswith("(Instant)")
+        assert twin["display"]["label"] == app["triggers"][source["key"]]["display"]["label"] + " (Checked Every Minute)"
+        assert "every minute" in twin["display"]["description"]
         assert operation["sample"] == app["triggers"][source["key"]]["operation"]["sample"]
 
 
-def test_dropdowns_come_from_list_triggers_and_only_dropdown_only_triggers_are_hidden():
+def test_every_id_a_user_would_type_is_a_dropdown_served_by_the_service():
     app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
     triggers = app["triggers"]
-    served = {}
     for group in ("triggers", "searches", "creates"):
         for key, operation in app[group].items():
             for field in operation["operation"].get("inputFields", []):
-                if "dynamic" in field:
+                if isinstance(field, dict) and "dynamic" in field:
                     trigger_key, id_field, label_field = field["dynamic"].split(".")
-                    assert id_field == "id" and "choices" not in field
-                    sample = triggers[trigger_key]["operation"]["sample"]
-                    assert "id" in sample and label_field in sample, field["dynamic"]
-                    served.setdefault(trigger_key, set()).add(key)
-                    # Zapier runs the dropdown's trigger with this step's inputs: none may leak into it.
-                    passed_on = {f["key"] for f in CATALOG.get(trigger_key)["inputs"] if not f.get("location")}
-                    others = {f["key"] for f in operation["operation"]["inputFields"]} - {field["key"]}
-                    assert passed_on & others <= CHAINED_INPUTS.get(trigger_key, set()), (key, field["key"])
-    create = {f["key"]: f for f in app["creates"]["create_opportunity"]["operation"]["inputFields"]}
-    assert create["pipelineId"]["dynamic"] == "list_pipelines.id.name"
-    assert create["assignedTo"]["dynamic"] == "list_users_by_location.id.name"
-    assert create["locationId"]["required"] is False  # the connection's location fills it
-    assert create["status"]["choices"] == ["open", "won", "lost", "abandoned"] and create["status"]["required"] is False
-    contact = {f["key"]: f for f in app["creates"]["create_contact"]["operation"]["inputFields"]}
-    assert contact["custom_field_1_id"]["dynamic"] == "list_custom_fields.id.name"
-    assert contact["tags"]["list"] is True
-    opportunities = {f["key"]: f for f in triggers["search_opportunities"]["operation"]["inputFields"]}
-    assert "dynamic" not in opportunities["campaignId"], "list_campaigns would get this step's status"
-    appointment = {f["key"]: f for f in app["creates"]["create_appointment"]["operation"]["inputFields"]}
-    assert appointment["calendarId"]["dynamic"] == "list_calendars.id.name"
-    assert appointment["startTime"]["type"] == "datetime" and appointment["startTime"]["required"] is True
+                    assert (id_field, label_field) == ("id", "name") and "choices" not in field, (key, field)
+                    chooser = triggers[trigger_key]
+                    assert chooser["display"]["hidden"] and chooser["operation"]["perform"]["url"].startswith(
+                        "https://ghl.example.com/zapier/choices/"), trigger_key
+    opportunity = {f["key"]: f for f in app["creates"]["create_opportunity"]["operation"]["inputFields"]
+                   if isinstance(f, dict)}
+    assert opportunity["pipelineId"]["dynamic"] == "choices_pipelines.id.name"
+    assert opportunity["pipelineStageId"]["dependsOn"] == ["pipelineId"]
+    assert opportunity["contactId"]["search"] == "find_contact.id"
+    assert opportunity["assignedTo"]["dynamic"] == "choices_users.id.name"
+    assert "locationId" not in opportunity, "the connection gives the location"
+    assert [c["value"] for c in opportunity["status"]["choices"]] == ["open", "won", "lost", "abandoned"]
+    contact = app["creates"]["create_contact"]["operation"]["inputFields"]
+    assert contact[-1] == "$func$2$f$", "the location's own custom fields are loaded last"
+    assert not any(isinstance(f, dict) and f["key"].startswith("custom_field_") for f in contact)
+    assert {f["key"]: f for f in contact if isinstance(f, dict)}["tags"]["list"] is True
+    required = [isinstance(f, dict) and f.get("required") for f in contact]
+    assert required == sorted(required, reverse=True), "required fields come first"
     hidden = {k for k, t in triggers.items() if t["display"].get("hidden")}
-    assert hidden == set(DROPDOWN_ONLY_TRIGGERS)
-    assert all(served.get(k) for k in hidden), "a hidden trigger must serve a dropdown"
-    assert {"list_workflows", "list_campaigns", "list_calendars", "list_users_by_location"} <= set(served)
+    assert {"list_pipelines", "list_workflows", "list_tags"} <= hidden
+    assert not any(t["display"].get("hidden") for k, t in triggers.items()
+                   if k in {r["key"] for r in CATALOG.of_kind("trigger")} and presentation.role(CATALOG.get(k)) == "trigger")
 
 
 def test_the_connection_asks_for_the_connector_key_only_when_the_server_requires_one():
@@ -364,15 +377,16 @@ def test_a_rest_hook_subscribes_delivers_lists_and_unsubscribes(zapier_runtime, 
 def test_triggers_named_for_their_event_keep_their_name_and_get_an_instant_twin():
     app = zapier_app_definition(CATALOG, "https://ghl.example.com", False)
     triggers = app["triggers"]
-    event_named = [r for r in CATALOG.of_kind("trigger") if names_its_event(r)]
+    event_named = [r for r in CATALOG.of_kind("trigger") if presentation.names_its_event(r)]
     assert {r["key"] for r in event_named} >= {
         "new_contact", "contact_updated", "contact_tag_added", "contact_tag_removed", "new_opportunity",
         "opportunity_stage_changed", "opportunity_status_changed"}
     for record in event_named:
-        assert triggers[record["key"]]["display"]["label"] == record["name"]
+        label = triggers[record["key"]]["display"]["label"]
+        assert label == presentation.trigger_display(record, CATALOG)["label"]
         if not record["response"]["single"] and record["response"]["dedupe"] == "new":
             twin = triggers[record["key"] + INSTANT_SUFFIX]
-            assert twin["display"]["label"] == f"{record['name']} (Instant)"
+            assert twin["display"]["label"] == f"{label} (Checked Every Minute)"
             assert twin["operation"]["performSubscribe"]["body"]["trigger"] == record["key"]
     assert triggers["contact_tag_added"]["operation"]["outputFields"][0] == {"key": "id", "label": "Change ID",
                                                                             "type": "string"}
@@ -382,16 +396,12 @@ def test_triggers_named_for_their_event_keep_their_name_and_get_an_instant_twin(
 def test_a_trigger_added_later_gets_its_label_and_twin_from_its_record_alone():
     records = load_records()
     opportunity = next(r for r in records if r["key"] == "new_opportunity")
-    calendars = next(r for r in records if r["key"] == "list_calendars")
-    added = [{**opportunity, "key": "order_shipped", "name": "Order Shipped"},
-             {**calendars, "key": "new_calendar", "name": "New Calendar"}]
+    added = [{**opportunity, "key": "order_shipped", "name": "Order Shipped"}]
     app = zapier_app_definition(Catalog(records + added), "https://ghl.example.com", False)
     triggers = app["triggers"]
     assert triggers["order_shipped"]["display"]["label"] == "Order Shipped"
-    assert triggers["order_shipped_instant"]["display"]["label"] == "Order Shipped (Instant)"
-    assert triggers["new_calendar"]["display"]["label"] == "New Calendar"
-    # The seed trigger that derived the same label gives way, by its own name.
-    assert triggers["list_calendars"]["display"]["label"] == "New Calendar (List Calendars)"
+    assert triggers["order_shipped_instant"]["display"]["label"] == "Order Shipped (Checked Every Minute)"
+    assert triggers["order_shipped"]["display"]["description"].startswith("Triggers when ")
     labels = [t["display"]["label"] for t in triggers.values()]
     assert len(labels) == len(set(labels))
 
@@ -401,20 +411,21 @@ def test_send_message_and_the_new_searches_in_the_definition():
     send = app["creates"]["send_message"]
     assert send["display"]["label"] == "Send Message"
     fields = {f["key"]: f for f in send["operation"]["inputFields"]}
-    assert fields["type"]["required"] is True and fields["type"]["choices"][:3] == ["SMS", "Email", "WhatsApp"]
+    assert fields["type"]["required"] is True
+    assert [(c["value"], c["label"]) for c in fields["type"]["choices"][:3]] == [
+        ("SMS", "SMS"), ("Email", "Email"), ("WhatsApp", "WhatsApp")]
     assert "Email needs a Subject" in fields["type"]["helpText"]
     assert fields["contactId"]["required"] is True
-    assert fields["status"]["required"] is False and fields["status"]["default"] == "pending"
-    assert fields["subType"]["required"] is False, "filled from the channel"
+    assert "status" not in fields and "subType" not in fields, "internal: the service fills them"
     assert fields["attachments"]["list"] is True and fields["emailCc"]["list"] is True
     assert send["operation"]["sample"]["id"] == "sample-message-1"
     for key in ("find_opportunity", "find_user", "find_contact_appointments"):
         search = app["searches"][key]
         assert search["operation"]["sample"]["id"] and search["operation"]["inputFields"], key
     users = {f["key"]: f for f in app["searches"]["find_user"]["operation"]["inputFields"]}
-    assert users["query"]["required"] is True and users["locationId"]["required"] is False
+    assert users["query"]["required"] is True and "locationId" not in users
     opportunity = {f["key"]: f for f in app["searches"]["find_opportunity"]["operation"]["inputFields"]}
-    assert opportunity["pipeline_id"]["dynamic"] == "list_pipelines.id.name"
+    assert opportunity["pipeline_id"]["dynamic"] == "choices_pipelines.id.name"
 
 
 def test_find_or_create_opportunity_in_zapiers_runtime(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):

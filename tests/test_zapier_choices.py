@@ -19,6 +19,7 @@ from zapier_app.choices import (
     available,
     choice_triggers,
     dropdown_for,
+    picker_fields,
     source_for_input,
     uncovered_reason,
 )
@@ -86,7 +87,7 @@ EXPECTED = {
     "blog_categories": ({}, ("sandbox-category-1", "News")),
     "blog_posts": ({"blogId": "sandbox-blog-1"}, ("sandbox-post-1", "Hello from the sandbox")),
     "contact_appointments": ({"contactId": "sandbox-contact-1"},
-                             ("sandbox-appointment-1", "Consultation with Ada (2024-02-01 15:00)")),
+                             ("sandbox-appointment-1", "Consultation with Ada (2024-02-01 10:00)")),
     "calendar_appointments": ({"calendarId": "sandbox-calendar-1"}, ("choices-appointment-1", "Demo with Ben (")),
     "blocked_slots": ({"calendarId": "sandbox-calendar-1"}, ("choices-slot-1", "Lunch (")),
     "contact_notes": ({"contactId": "sandbox-contact-1"}, ("sandbox-note-1", "Met at the example.com trade fair.")),
@@ -276,13 +277,28 @@ def test_every_visible_id_input_has_a_list_or_a_reason():
     ("create_contact", "custom_field_1_id", {"dynamic": "choices_contact_custom_fields.id.name"}),
     ("update_opportunity", "custom_field_1_id", {"dynamic": "choices_opportunity_custom_fields.id.name"}),
     ("create_user", "companyId", {"dynamic": "choices_agency.id.name"}),
-    ("get_appointment", "eventId", None),
+    ("get_appointment", "eventId", {"dynamic": "choices_calendar_appointments.id.name"}),  # with a picker
     ("create_blog_post", "tags", None),  # blog tags are free text
 ])
 def test_dropdown_for(record_key, input_key, wanted):
     record = CATALOG.get(record_key)
     field = next(f for f in record["inputs"] if f["key"] == input_key)
     assert dropdown_for(record, field, CATALOG) == wanted
+
+
+def test_a_step_without_the_calendar_gets_a_calendar_picker_that_is_never_sent():
+    record = CATALOG.get("create_appointment_note")
+    field = next(f for f in record["inputs"] if f["key"] == "appointmentId")
+    [picker] = picker_fields(record, field, CATALOG)
+    assert picker["key"] == "calendarId" and picker["dynamic"] == "choices_calendars.id.name"
+    assert not picker["required"] and "not sent" in picker["helpText"]
+    assert "calendarId" not in {f["key"] for f in record["inputs"]}
+    operation = zapier_app_definition(CATALOG, "https://ghl.example.com", False)["creates"][record["key"]]["operation"]
+    keys = [f["key"] for f in operation["inputFields"] if isinstance(f, dict)]
+    assert keys.count("calendarId") == 1 and "calendarId" not in operation["perform"]["body"]
+    # A step that has its calendar gets no picker.
+    update = CATALOG.get("update_appointment")
+    assert all(picker_fields(update, f, CATALOG) == [] for f in update["inputs"])
 
 
 def test_tags_are_offered_by_name_once_ghls_tag_list_is_in_the_catalog():

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from tests.zapier_harness import AUTH_DATA, trigger
 
-CONTACTS = "list_contacts_deprecated"
+CONTACTS = "search_contacts"
 FUNCTION_2 = "$func$2$f$"
 # What a readable message must never carry: a URL, a JSON blob, a header, the token.
 LEAKS = ("http", "{", "}", "content-type", "retry-after", "authorization", "x-location-id", "request")
@@ -77,7 +77,8 @@ def test_a_ghl_422_on_a_create_reads_as_ghls_reason_and_the_code(zapier_runtime,
 def test_a_ghl_5xx_reads_as_ghl_being_unavailable(zapier_runtime, app_dir, service, sandbox_reset, tmp_path):
     inject_faults(sandbox_reset, [{"status": 503, "times": 1, "path_prefix": "/contacts"}])
     results = zapier_runtime.run(app_dir, [
-        {"name": "poll", "path": trigger(CONTACTS), "bundle": {"meta": {"zap": {"id": "zap-503"}}}},
+        {"name": "poll", "path": trigger("get_contact_notes"),  # a GET: a 5xx is retried, then reported
+         "bundle": {"inputData": {"contactId": "sandbox-contact-1"}, "meta": {"zap": {"id": "zap-503"}}}},
     ], tmp_path)
     error = results["poll"]["error"]
     assert error["name"] == "AppError" and error["code"] == "ghl_unavailable" and error["status"] == 502, error

@@ -170,10 +170,16 @@ RECORD_INPUT_SOURCES = {
     ("noteId", "/contacts/"): "contact_notes",
     ("noteId", "/calendars/appointments/"): "appointment_notes",
     ("appointmentId", "/conversations/messages"): "contact_appointments",
-    ("appointmentId", "/calendars/appointments/"): None,  # see UNCOVERED
+    ("appointmentId", "/calendars/appointments/"): "calendar_appointments",
+    ("eventId", "/calendars/events/"): "calendar_appointments",
     ("eventId", "/calendars/events/appointments"): "calendar_appointments",
     ("eventId", "/calendars/events/block-slots"): "blocked_slots",
 }
+
+# A list of one parent (the appointments of a calendar) for a step that does not ask for the
+# parent: the Zapier app adds a field of its own to pick the parent from, which narrows the
+# dropdown and is never sent to the service. Parent input key -> (label, its source).
+PICKER_PARENTS = {"calendarId": ("Calendar", "calendars")}
 
 # The calendars of a group where the group filters the step (a query), not where it is written.
 FILTER_PLACES = ("path", "query")
@@ -181,20 +187,11 @@ FILTER_PLACES = ("path", "query")
 # Why a visible id input of the app has no dropdown: (record key, input key) -> reason.
 NO_LIST_OF_MESSAGES_IN_STEP = ("GHL lists a message's email ids only inside the message; map it from a "
                                "trigger or a Get Message step")
-NO_CALENDAR_OR_CONTACT = ("GHL lists appointments only per contact or per calendar, and this step asks for "
-                          "neither; map the id from an appointment trigger or search")
 ANY_RECORD = ("a record of any object (contact, business, custom object) depending on the association; "
               "map it from a trigger or search")
 UNCOVERED = {
-    ("get_appointment", "eventId"): NO_CALENDAR_OR_CONTACT,
-    ("delete_event", "eventId"): NO_CALENDAR_OR_CONTACT + " (or a blocked slot)",
-    ("list_appointment_notes", "appointmentId"): NO_CALENDAR_OR_CONTACT,
-    ("create_appointment_note", "appointmentId"): NO_CALENDAR_OR_CONTACT,
-    ("delete_appointment_note", "appointmentId"): NO_CALENDAR_OR_CONTACT,
-    ("update_appointment_note", "appointmentId"): NO_CALENDAR_OR_CONTACT,
-    ("get_email_by_id", "emailMessageId"): NO_LIST_OF_MESSAGES_IN_STEP,
+                            ("get_email_by_id", "emailMessageId"): NO_LIST_OF_MESSAGES_IN_STEP,
     ("update_message_status", "emailMessageId"): NO_LIST_OF_MESSAGES_IN_STEP,
-    ("check_blog_url_slug", "postId"): "GHL lists posts per blog, and this step asks for no blog",
     ("get_relations_by_record", "recordId"): ANY_RECORD,
     ("create_relation", "firstRecordId"): ANY_RECORD,
     ("create_relation", "secondRecordId"): ANY_RECORD,
@@ -273,7 +270,8 @@ def declared_source(record, field):
     if source is None or source["record"] == record["key"]:
         return None
     inputs = {f["key"]: f for f in record["inputs"]}
-    if source.get("requires") and not any(k in inputs for k in source["requires"]):
+    if source.get("requires") and not any(k in inputs for k in source["requires"]) \
+            and not any(k in PICKER_PARENTS for k in source["requires"]):
         return None
     if name == "calendars" and inputs.get("groupId", {}).get("in") in FILTER_PLACES:
         return "group_calendars"
@@ -312,6 +310,31 @@ def pages(name, catalog=None):
     """Whether source ``name`` answers further pages for Zapier's "load more"."""
     source = CHOICE_SOURCES[name]
     return _pages(source, _catalog(catalog).get(source["record"]))
+
+
+def picker_fields(record, field, catalog=None):
+    """Zapier-only fields for ``field``: the parents its list is of that the step does not ask for
+    (``PICKER_PARENTS``), each a dropdown of its own. Their values fill the dropdown (Zapier
+    passes the step's values to it) and are never sent: the request body holds only the record's
+    inputs. Optional, so they follow the required fields; no ``dependsOn``, which would keep a
+    mapped value out until the parent is picked."""
+    name = source_for_input(record, field, catalog)
+    if name is None:
+        return []
+    requires = CHOICE_SOURCES[name].get("requires", ())
+    inputs = {f["key"] for f in record["inputs"]}
+    if not requires or any(k in inputs for k in requires):
+        return []
+    pickers = []
+    for key in requires:
+        if key in PICKER_PARENTS and available(PICKER_PARENTS[key][1], catalog):
+            label, parent = PICKER_PARENTS[key]
+            pickers.append({"key": key, "label": label, "type": "string", "required": False,
+                            "dynamic": f"{TRIGGER_PREFIX}{parent}.id.name",
+                            "helpText": f"Pick it to fill the {field['label']} dropdown with that "
+                                        f"{label.lower()}'s entries; it is not sent to GHL, and not needed "
+                                        f"when you map the {field['label']} from an earlier step."})
+    return pickers
 
 
 def dropdown_for(record, field, catalog=None, kind=None):

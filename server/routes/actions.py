@@ -1,4 +1,5 @@
-"""``/actions/<key>``: Zapier's creates and searches."""
+"""``/actions/<key>``: Zapier's creates and searches. A trigger's key runs it as a search: one
+read of GHL, answered as a list, recording nothing (how the Zapier app looks records up by id)."""
 
 from flask import Blueprint, jsonify
 
@@ -17,7 +18,7 @@ def run_action(key):
     if key == API_REQUEST["key"]:
         token = bearer_token()
         return jsonify(run_api_request(services().client, request_inputs(), token))
-    record = operation(key, ("action", "search"))
+    record = operation(key, ("action", "search", "trigger"))
     token = bearer_token()
     inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
     shared = services()
