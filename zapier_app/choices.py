@@ -33,6 +33,7 @@ import functools
 import re
 
 from catalog.pagination import pagination_style
+from ghl.response_items import dig
 
 ROUTE_PREFIX = "/zapier/choices/"
 TRIGGER_PREFIX = "choices_"
@@ -402,15 +403,6 @@ WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|_+")
 CODE_WORDS = {"sms": "SMS", "mms": "MMS", "gmb": "Google Business", "ivr": "IVR", "rcs": "RCS"}
 
 
-def _dig(item, dotted):
-    node = item
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
-
-
 def _as_words(code):
     """``TYPE_CALL`` -> ``call``, ``assignedUser`` -> ``assigned user``, ``sms`` -> ``SMS``."""
     text = str(code)
@@ -435,7 +427,7 @@ def render_label(templates, item):
     for template in templates:
         values = {}
         for match in PLACEHOLDER.finditer(template):
-            text = _text(_dig(item, match.group(1)), match.group(2))
+            text = _text(dig(item, match.group(1)), match.group(2))
             if text is None:
                 break
             values[match.group(0)] = text
@@ -455,12 +447,12 @@ def choices_from(name, items, record, step_inputs):
     for step_key, item_field in source.get("filter", {}).items():
         wanted = step_inputs.get(step_key)
         if wanted not in (None, ""):
-            items = [item for item in items if str(_dig(item, item_field)) == str(wanted)]
+            items = [item for item in items if str(dig(item, item_field)) == str(wanted)]
             filtered = True
     if source.get("items"):
         # Items of one chosen parent need not name it; those of every parent do ("{parent.name}").
         items = [{**child, "parent": None if filtered else parent} for parent in items
-                 for child in (_dig(parent, source["items"]) or []) if isinstance(child, dict)]
+                 for child in (dig(parent, source["items"]) or []) if isinstance(child, dict)]
     id_fields = [source["id"]] if source.get("id") else [record["response"].get("id_field") or "id", "id", "_id"]
     choices, seen = [], set()
     for item in items:

@@ -39,36 +39,12 @@ import json
 import re
 
 from zapier_app import choices as dropdowns
+from zapier_app.checks import title_case  # the rule the D018 check applies
 
 # ----------------------------------------------------------------------------- words
 
-# Zapier's D018 title case: small words stay lower case inside a label; words with capitals
-# of their own (GHL, WhatsApp) stay as written.
-SMALL_WORDS = {"a", "an", "and", "as", "at", "but", "by", "en", "for", "if", "in", "nor", "of", "on", "or",
-               "the", "to", "v", "via", "vs", "per"}
-# Longer prepositions: either case inside a label ("Remove Tags from Contact").
-EITHER_CASE_WORDS = {"from", "into", "onto", "over", "than", "upon", "with", "within", "without"}
-WORD_CORE = re.compile(r"^([^A-Za-z0-9]*)(.*?)([^A-Za-z0-9]*)$")
 CAMEL_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|_+")
 VOWEL_SOUND = re.compile(r"^(?:[aeio]|u(?!s[aeiou]|ni))", re.IGNORECASE)
-
-
-def title_case(text):
-    """``text`` in title case as Zapier's D018 reads it."""
-    words = text.split()
-    out = []
-    for index, word in enumerate(words):
-        lead, core, trail = WORD_CORE.match(word).groups()
-        if not core or not core[0].isalpha() or any(c.isupper() for c in core[1:]):
-            out.append(word)
-            continue
-        inner = 0 < index < len(words) - 1 and not lead
-        if inner and core.lower() in SMALL_WORDS:
-            core = core.lower()
-        elif not (inner and core in EITHER_CASE_WORDS):
-            core = core[0].upper() + core[1:]
-        out.append(lead + core + trail)
-    return " ".join(out)
 
 
 def with_article(phrase):
