@@ -50,6 +50,9 @@ class GhlResponse:
     body: object
     headers: dict
 
+# Lookups that only name things in an answer (``quick``) give up after this many seconds.
+QUICK_SECONDS = 3.0
+
 
 class _Retry(Exception):
     """Internal: a failed attempt that may be retried after ``wait`` seconds."""
@@ -130,7 +133,7 @@ class GhlClient:
         # Full jitter: a random wait up to the exponential ceiling.
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
 
-    def _attempt(self, method, url, token, version, query, body, attempt, scopes):
+    def _attempt(self, method, url, token, version, query, body, attempt, scopes, timeout=None):
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if version:
             headers["Version"] = version
@@ -138,7 +141,7 @@ class GhlClient:
         try:
             response = self.session.request(
                 method, url, params=query or None, json=body if body is not None else None,
-                headers=headers, timeout=self.timeout)
+                headers=headers, timeout=timeout or self.timeout)
         except (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             error = GhlError(504 if isinstance(exc, requests.exceptions.ConnectTimeout) else 502,
                              "ghl_unreachable", "GHL could not be reached (connection timed out).")
@@ -181,41 +184,46 @@ class GhlClient:
             raise _Retry(error, idempotent, retry_after or self._backoff_wait(attempt))
         raise _Retry(error, False, 0)
 
-    def request(self, method, path, token, version=None, query=None, body=None, scopes=()):
+    def request(self, method, path, token, version=None, query=None, body=None, scopes=(), quick=False):
         """Call GHL and return a GhlResponse for a 2xx/3xx answer; raise GhlError otherwise.
 
         Reads are shared with identical reads in flight (``shared_reads``); a successful write
         drops the token's shared reads. Every attempt first takes a slot of the location's
-        rate budget.
+        rate budget. ``quick``: one try within ``QUICK_SECONDS``, for lookups that only add to
+        an answer (names, links) and must never hold it past Zapier's 30 seconds.
         """
         method = method.upper()
         url = self.url_for(path)
         started = time.monotonic()
-        deadline = time.time() + self.max_seconds
+        limit = QUICK_SECONDS if quick else self.max_seconds
+        deadline = time.time() + limit
+        patience = (1, limit, (self.timeout[0], min(self.timeout[1], QUICK_SECONDS))) if quick else None
         if method == "GET" and self.shared_reads is not None:
             owner = self.token_owner(token)
 
             def fetch():
-                response = self._call(method, url, token, version, query, body, scopes, started, deadline)
+                response = self._call(method, url, token, version, query, body, scopes, started, deadline,
+                                      patience)
                 return response.status, response.body, response.headers
 
             status, answer, headers = self.shared_reads.read(
                 owner, read_key(owner, method, path, query, body), fetch, deadline)
             return GhlResponse(status, answer, headers)
-        response = self._call(method, url, token, version, query, body, scopes, started, deadline)
+        response = self._call(method, url, token, version, query, body, scopes, started, deadline, patience)
         if method != "GET" and self.shared_reads is not None:
             self.shared_reads.forget_owner(self.token_owner(token))
         return response
 
-    def _call(self, method, url, token, version, query, body, scopes, started, deadline):
+    def _call(self, method, url, token, version, query, body, scopes, started, deadline, patience=None):
         attempts = {"n": 0}
         budget = self.budget_for(token, query, body) if self.rate_budget is not None else None
+        max_tries, max_seconds, timeout = patience or (self.max_tries, self.max_seconds, self.timeout)
 
         def give_up(exc):
-            return (not exc.retriable) or (time.monotonic() - started + exc.wait > self.max_seconds)
+            return (not exc.retriable) or (time.monotonic() - started + exc.wait > max_seconds)
 
         @backoff.on_exception(backoff.runtime, _Retry, value=lambda exc: exc.wait, jitter=None,
-                              max_tries=self.max_tries, giveup=give_up, logger=None)
+                              max_tries=max_tries, giveup=give_up, logger=None)
         def attempt():
             n = attempts["n"]
             attempts["n"] += 1
@@ -227,7 +235,7 @@ class GhlClient:
                     raise _Retry(GhlError(429, "rate_budget_exhausted",
                                           f"This location's GHL rate budget is used up; try again in {wait} "
                                           "seconds.", retry_after=wait), False, 0) from None
-            return self._attempt(method, url, token, version, query, body, n, scopes)
+            return self._attempt(method, url, token, version, query, body, n, scopes, timeout)
 
         try:
             return attempt()

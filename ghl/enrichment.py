@@ -216,7 +216,8 @@ def _enriched(item, kind, local_times, record, context, lookups):
         pipeline = pipelines.get(item.get("pipelineId")) if pipelines is not None else None
         if pipeline is not None:
             extra["pipelineName"] = pipeline["name"]
-            stage = pipeline["stages"].get(item.get("pipelineStageId"))
+            stage_id = item.get("pipelineStageId")
+            stage = pipeline["stages"].get(stage_id) if isinstance(stage_id, str) else None
             if stage is not None:
                 extra["stageName"] = stage
     if not extra:
@@ -243,7 +244,8 @@ def _named_values(entries, definitions):
     by_id = {d["id"]: d for d in definitions}
     named = {}
     for entry in entries:
-        definition = by_id.get(entry.get("id")) if isinstance(entry, dict) else None
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        definition = by_id.get(ident) if isinstance(ident, str) else None
         if definition is None:
             continue
         value = _entry_value(entry)
@@ -265,7 +267,8 @@ class _Lookups:
 
     def definitions(self, location):
         return self._once(("definitions", location),
-                          lambda: load_definitions(self.context.client, self.context.token, location, self.kind))
+                          lambda: load_definitions(self.context.client, self.context.token, location, self.kind,
+                                                   quick=True))
 
     def pipelines(self, location):
         return self._once(("pipelines", location),
@@ -315,7 +318,7 @@ def load_pipelines(client, token, location_id):
     if cached is not None:
         return cached
     response = client.request("GET", PIPELINES_PATH, token, version=PIPELINES_VERSION,
-                              query={"locationId": location_id}, scopes=PIPELINES_SCOPES)
+                              query={"locationId": location_id}, scopes=PIPELINES_SCOPES, quick=True)
     names = _pipeline_names(response.body)
     PIPELINES.put(key, names)
     return names
@@ -345,7 +348,7 @@ def load_location_zone(client, token, location_id):
     name = TIMEZONES.get(key)
     if name is None:
         response = client.request("GET", LOCATION_PATH.format(quote(location_id, safe="")), token,
-                                  version=LOCATION_VERSION, scopes=LOCATION_SCOPES)
+                                  version=LOCATION_VERSION, scopes=LOCATION_SCOPES, quick=True)
         location = dig(response.body, "location") if isinstance(response.body, dict) else None
         name = location.get("timezone") if isinstance(location, dict) else None
         name = name if isinstance(name, str) else ""

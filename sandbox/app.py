@@ -3,7 +3,8 @@
 ``create_sandbox_app`` registers one route per catalog operation and serves them all
 generically from the operation records (``sandbox.handlers``), with GHL's own behaviour
 where it differs (``sandbox.ghl_behaviours``). Every API request passes, in order: the
-request log, the configured latency, the bearer token (401), the burst rate limit (429),
+request log, the spec check (``sandbox.spec_validator``: recorded, refused only when strict),
+the configured latency, the bearer token (401), the burst rate limit (429),
 injected faults, the ``Version`` header (400) and the record's required inputs (422).
 """
 
@@ -19,6 +20,7 @@ from sandbox.faults import DroppedConnection, drop_connection, fault_body
 from sandbox.ghl_behaviours import SPECIAL_CASES
 from sandbox.handlers import Call, handle
 from sandbox.routing import build_route_table
+from sandbox.spec_validator import ViolationLog
 from sandbox.state import SandboxState
 
 CONTROL_PREFIX = "/_sandbox"
@@ -30,17 +32,23 @@ TOO_MANY = {"statusCode": 429, "message": "Too many requests"}
 
 
 def create_sandbox_app(catalog=None, tokens=("sandbox-token",), seed=True, latency_ms=0,
-                       burst_limit=100, burst_window_s=10):
+                       burst_limit=100, burst_window_s=10, spec_dir=None, strict_spec=False):
     """A Flask app serving every operation of ``catalog`` (default: ``load_catalog()``).
 
     ``tokens`` are the accepted bearer tokens; ``seed`` loads the sandbox location's data;
     ``latency_ms`` delays every API answer; ``burst_limit`` requests per ``burst_window_s``
-    seconds are allowed per (token, location) before 429.
+    seconds are allowed per (token, location) before 429. Every request is checked against
+    GHL's OpenAPI specs in ``spec_dir`` (default ``../shared/ghl-openapi``; none there: not
+    checked) and its violations listed at ``/_sandbox/violations``; ``strict_spec`` answers a
+    request with violations 422 instead of serving it.
     """
     app = Flask(__name__)
     app.json.sort_keys = False
     table = build_route_table(load_catalog() if catalog is None else catalog, SPECIAL_CASES)
     app.extensions["sandbox"] = SandboxState(table, tokens, seed, latency_ms, burst_limit, burst_window_s)
+    app.extensions["sandbox_spec"] = ViolationLog(spec_dir, strict=strict_spec)
+    if not app.extensions["sandbox_spec"].validator.enabled:
+        app.logger.warning("sandbox spec check %s", app.extensions["sandbox_spec"].validator.status)
     for number, op in enumerate(table.operations):
         app.add_url_rule(op.flask_rule, endpoint=f"operation_{number}", view_func=serve_operation,
                          methods=[op.method], strict_slashes=False, defaults={"operation": op})
@@ -97,6 +105,10 @@ def check_request():
         "status": None,
     }
     state.log(g.log_entry)
+    spec = current_app.extensions["sandbox_spec"]
+    problems = spec.observe(request.method, g.log_entry["path"], g.log_entry["query"], request.headers, body)
+    if problems and spec.strict:
+        return jsonify({"statusCode": 422, "message": problems, "error": "Spec violation"}), 422
     if state.latency_ms:
         time.sleep(state.latency_ms / 1000)
     scheme, _, token = authorization.partition(" ")

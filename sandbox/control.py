@@ -25,6 +25,7 @@ def index():
         "POST /_sandbox/faults  [{status, times, path_prefix, method, delay_ms, drop}]",
         "GET /_sandbox/faults", "DELETE /_sandbox/faults",
         "POST /_sandbox/reset",
+        "GET /_sandbox/violations", "DELETE /_sandbox/violations",
         "GET /_sandbox/requests", "DELETE /_sandbox/requests",
         "POST /_sandbox/records  {path, records, locationId}", "GET /_sandbox/records?path=/contacts/",
         "POST /_sandbox/latency  {ms}",
@@ -62,6 +63,7 @@ def clear_faults():
 @control.post("/reset")
 def reset():
     _state().reset()
+    current_app.extensions["sandbox_spec"].clear()
     return jsonify({"reset": True})
 
 
@@ -74,6 +76,18 @@ def list_requests():
 def clear_requests():
     _state().clear_log()
     return jsonify({"requests": []})
+
+
+@control.get("/violations")
+def list_violations():
+    """Requests that broke GHL's OpenAPI specs (``sandbox.spec_validator``), oldest first."""
+    return jsonify(current_app.extensions["sandbox_spec"].listed())
+
+
+@control.delete("/violations")
+def clear_violations():
+    current_app.extensions["sandbox_spec"].clear()
+    return jsonify({"violations": []})
 
 
 def _collection_key(path):

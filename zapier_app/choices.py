@@ -414,7 +414,8 @@ def _as_words(code):
 def _text(value, style):
     if value is None or value == "" or isinstance(value, (dict, list)):
         return None
-    text = " ".join(re.sub(r"<[^>]*>", " ", str(value)).split())
+    # Cut before cleaning: a label shows MAX_LABEL_CHARS, and GHL text can be anyone's (an email body).
+    text = " ".join(re.sub(r"<[^<>]*>", " ", str(value)[:4 * MAX_LABEL_CHARS]).split())
     if style == "date":
         text = text.replace("T", " ")[:16]
     elif style == "code":

@@ -1,5 +1,6 @@
-"""``/actions/<key>``: Zapier's creates and searches. A trigger's key runs it as a search: one
-read of GHL, answered as a list, recording nothing (how the Zapier app looks records up by id)."""
+"""``/actions/<key>``: Zapier's creates and searches. A trigger that is really a look-up
+(``zapier_app.presentation.role``: Get Contact by id, users by email) runs as a search: one read
+of GHL, answered as a list, recording nothing."""
 
 from flask import Blueprint, jsonify
 
@@ -8,7 +9,9 @@ from actions.execute import run_operation
 from catalog.inputs import fill_location, validate_inputs
 from ghl.custom_fields import resolve_custom_field_inputs
 from server.app import services
+from server.errors import ApiError
 from server.routes.caller import bearer_token, location_header, operation, request_inputs
+from zapier_app.presentation import role
 
 blueprint = Blueprint("actions", __name__)
 
@@ -19,6 +22,8 @@ def run_action(key):
         token = bearer_token()
         return jsonify(run_api_request(services().client, request_inputs(), token))
     record = operation(key, ("action", "search", "trigger"))
+    if record["kind"] == "trigger" and role(record) != "search":
+        raise ApiError(404, "unknown_operation", f"{key!r} is a trigger: poll it at /triggers/{key}.")
     token = bearer_token()
     inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
     shared = services()
