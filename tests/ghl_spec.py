@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from catalog.generate import scopes_of, version_of  # noqa: F401 (used by the spec tests)
+
 SPEC_DIR = Path(os.environ.get(
     "GHL_OPENAPI_DIR", Path(__file__).resolve().parents[2] / "shared" / "ghl-openapi"))
 
@@ -52,22 +54,6 @@ def resolve(app, schema):
             merged["required"].extend(part.get("required", []))
         return merged
     return schema
-
-
-def version_of(operation):
-    for param in operation.get("parameters", []):
-        if param.get("in") == "header" and param.get("name") == "Version":
-            enum = (param.get("schema") or {}).get("enum") or []
-            return enum[0] if enum else None
-    return None
-
-
-def scopes_of(operation):
-    scopes = []
-    for requirement in operation.get("security", []) or []:
-        for names in requirement.values():
-            scopes.extend(n for n in names if n not in scopes)
-    return scopes
 
 
 def parameters_of(operation, place):
