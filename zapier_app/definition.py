@@ -134,9 +134,9 @@ def polling_trigger(record, server_url, catalog, hidden=False):
     }
 
 
-def instant_trigger(record, server_url, catalog):
-    """The REST hook twin of a polling trigger: same inputs, same items, pushed by the service."""
-    polling = polling_trigger(record, server_url, catalog)
+def instant_trigger(record, polling, server_url, catalog):
+    """The REST hook twin of ``polling``, the record's polling trigger: same inputs, same items,
+    pushed by the service."""
     subscribe_body = {
         "trigger": record["key"],
         "target_url": "{{bundle.targetUrl}}",
@@ -210,9 +210,9 @@ def zapier_app_definition(catalog, server_url, connector_key_required, version=D
         if role == "search":
             searches[record["key"]] = action(record, server_url, catalog, "search")
         elif role in ("trigger", "dropdown"):
-            triggers[record["key"]] = polling_trigger(record, server_url, catalog, hidden=role == "dropdown")
+            polling = triggers[record["key"]] = polling_trigger(record, server_url, catalog, hidden=role == "dropdown")
             if role == "trigger" and presentation.wants_instant_twin(record):
-                twin = instant_trigger(record, server_url, catalog)
+                twin = instant_trigger(record, polling, server_url, catalog)
                 triggers[twin["key"]] = twin
     triggers.update(choices.choice_triggers(server_url, catalog))
     for record in catalog.of_kind("search"):
