@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.harness import free_port, procfile_web_command, wait_until_up
+from bench.harness import Receiver, free_port, procfile_web_command, wait_until_up
 from server.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +83,14 @@ def operation_requests(sandbox):
 
 LOOKUP_PATH = re.compile(r"^/(opportunities/pipelines|locations/[^/]+/customFields)$")
 LOCATION_LOOKUP = re.compile(r"^/locations/[^/]+$")
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    """A local hook receiver (``bench.harness.Receiver``), started for the test module."""
+    running = Receiver().start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(autouse=True)

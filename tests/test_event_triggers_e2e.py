@@ -48,7 +48,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from bench.harness import HookWorkerProcess, Receiver, procfile_command
+from bench.harness import HookWorkerProcess, procfile_command
 from catalog.registry import load_catalog
 from sandbox.seed import CALENDAR_ID
 from sandbox.store import iso_from_ms
@@ -481,13 +481,6 @@ def service(env):
 def worker(env):
     running = HookWorkerProcess(procfile_command("worker"), env,
                                 os.path.join(env["E2E_WORKDIR"], "worker.log")).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    running = Receiver().start()
     yield running
     running.stop()
 

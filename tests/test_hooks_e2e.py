@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.harness import Receiver
 from server.app import create_app
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService, wait_for
 
@@ -81,13 +80,6 @@ def hook_env(workdir, sandbox):
 @pytest.fixture(scope="module")
 def service(hook_env, workdir):
     running = GunicornService(hook_env, workers=2, log_path=workdir / "gunicorn.log").start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    running = Receiver().start()
     yield running
     running.stop()
 
