@@ -1,7 +1,16 @@
-"""Run one action or search: validated inputs -> the exact GHL request -> a Zapier-shaped result."""
+"""Run one action or search: validated inputs -> the exact GHL request -> a Zapier-shaped result.
 
+An upload's ``file`` inputs are URLs; their files are fetched first (``fetch_file_inputs``,
+with the client's ``ghl.file_fetch.FileFetcher``) and a file that cannot be fetched is an
+invalid input, answered 400 before GHL is called.
+"""
+
+import time
+
+from catalog.inputs import InvalidInput
 from ghl import enrichment
 from ghl.errors import GhlError
+from ghl.file_fetch import FetchBusy, FileFetchError
 from ghl.request_builder import build_request
 from ghl.response_items import dig, extract_items
 
@@ -62,6 +71,39 @@ def shape_search_result(record, body, inputs=None):
     return best_match_first(record, shaped, inputs)
 
 
+# When every file-fetch slot of the process is taken (ghl.file_fetch.MAX_CONCURRENT_FETCHES).
+BUSY_RETRY_SECONDS = 5
+
+
+def fetch_file_inputs(fetcher, record, inputs):
+    """``inputs`` with each ``file`` input's URL (or list of URLs) replaced by the fetched file(s).
+
+    All of one request's files together stay within the fetcher's ``max_bytes``. Raises
+    InvalidInput naming every input whose file could not be fetched."""
+    fetched, problems = dict(inputs), {}
+    room = fetcher.max_bytes
+    for spec in record["inputs"]:
+        if spec.get("type") != "file" or spec["key"] not in inputs:
+            continue
+        value = inputs[spec["key"]]
+        files = []
+        try:
+            for url in value if isinstance(value, list) else [value]:
+                if room <= 0:
+                    raise FileFetchError("the files together are larger than this service uploads in one request")
+                files.append(fetcher.fetch(url, max_bytes=room))
+                room -= len(files[-1].content)
+        except FileFetchError as exc:
+            problems[spec["key"]] = str(exc)
+            continue
+        except FetchBusy as exc:
+            raise GhlError(503, "busy", f"{exc}.", retry_after=BUSY_RETRY_SECONDS) from None
+        fetched[spec["key"]] = files if isinstance(value, list) else files[0]
+    if problems:
+        raise InvalidInput(problems)
+    return fetched
+
+
 def run_operation(client, record, inputs, token, app_url=enrichment.DEFAULT_APP_URL):
     """Call GHL for an action or search with validated ``inputs``; raises GhlError on failure.
     A trigger record runs as a search: one read of GHL, its items best match first, nothing
@@ -69,10 +111,13 @@ def run_operation(client, record, inputs, token, app_url=enrichment.DEFAULT_APP_
     Contacts and opportunities come back with ``ghl.enrichment``'s extra keys (``app_url``:
     GHL's web app, ``GHL_APP_URL``, for their links)."""
     searching = record["kind"] in ("search", "trigger")
-    request = build_request(record, inputs)
+    started = time.monotonic()
+    sent_inputs = fetch_file_inputs(client.file_fetcher, record, inputs)
+    request = build_request(record, sent_inputs)
     try:
         response = client.request(request.method, request.path, token, version=request.version,
-                                   query=request.query, body=request.body, scopes=request.scopes)
+                                   query=request.query, body=request.body, scopes=request.scopes,
+                                   multipart=request.multipart, spent_seconds=time.monotonic() - started)
     except GhlError as error:
         if searching and error.status == 404:
             return []

@@ -17,7 +17,8 @@ reason (``EXCLUSIONS``).
 Fields a generated record has beside the hand-written format:
 
 - ``generated``: ``{"from": "<app>.json <METHOD> <path>", "unknown": [...]}``: where the
-  record came from and what the spec does not say (sort order, items key, ...).
+  record came from and what the spec does not say (sort order, items key, ...); plus
+  ``"overridden": {"fields", "why"}`` where ``generated_overrides.json`` corrects the spec.
 - ``access``: present when the spec restricts the token: ``["agency"]`` (agency tokens only),
   ``["oauth"]`` (OAuth tokens only, no Private Integration Token), or both.
 - ``deprecated``: ``{"replacement": <key> | null}`` when the spec marks the operation deprecated.
@@ -41,6 +42,9 @@ from catalog.registry import CATEGORIES, OPERATIONS_DIR, load_records, snake_key
 SPEC_DIR = Path(os.environ.get(
     "GHL_OPENAPI_DIR", Path(__file__).resolve().parents[2] / "shared" / "ghl-openapi"))
 GENERATED_DIR = Path(__file__).parent / "generated"
+# Field-by-field corrections of what a spec gets wrong for a generated record, each with its why
+# (a whole operation the spec gets wrong is written by hand in catalog/operations/ instead).
+OVERRIDES_FILE = Path(__file__).parent / "generated_overrides.json"
 SUMMARY_FILE = "SUMMARY.md"
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -89,8 +93,8 @@ SERVICE_CATEGORIES = {
     "voice-ai": "Voice AI",
     "workflows": "Workflows",
 }
-# Categories generated records use that catalog.registry.CATEGORIES does not list yet.
-NEW_CATEGORIES = sorted({c for c in SERVICE_CATEGORIES.values() if c not in CATEGORIES})
+# Every category a generated record can have is one the registry accepts.
+assert set(SERVICE_CATEGORIES.values()) <= set(CATEGORIES), set(SERVICE_CATEGORIES.values()) - set(CATEGORIES)
 
 EXCLUSIONS = {
     "multipart": "multipart/form-data upload: needs a file input the record format lacks",
@@ -112,6 +116,8 @@ SORT_HINTS = re.compile(r"^(sort|order)", re.IGNORECASE)
 CREATED_FIELDS = ("dateAdded", "createdAt", "created_at", "dateCreated", "createdOn")
 UPDATED_FIELDS = ("dateUpdated", "updatedAt", "updated_at", "lastUpdated")
 ID_FIELDS = ("id", "_id")
+ITEM_MODELS = {"contact": "contact", "contacts": "contact", "opportunity": "opportunity",
+               "opportunities": "opportunity"}
 WRAPPER_KEYS = {"traceId", "meta", "total", "count", "totalCount", "success", "message", "status",
                 "statusCode", "succeded", "succeeded", "nextCursor", "nextPage", "prevPage", "currentPage"}
 SAMPLE_FIELDS = 10
@@ -334,6 +340,10 @@ def input_shape(spec, schema):
     kind = scalar_type(schema)
     if kind:
         return kind, False, enum_choices(schema)
+    if schema.get("type") == "object" and not schema.get("properties") and isinstance(schema.get("example"), str):
+        # GHL types some string fields "object" (Create Post's type, example "post"): the example
+        # says what GHL takes, as sandbox/spec_validator.py reads it too.
+        return "string", False, None
     return ("json" if schema.get("type") in ("object", None) else "string"), False, None
 
 
@@ -360,6 +370,8 @@ def make_input(spec, key, name, schema, required, place, description):
     default = schema.get("default")
     if name in SIZE_PARAMS and isinstance(default, (int, float)) and default <= 0:
         default = None  # GHL's specs give page sizes a default of 0, which asks for nothing
+    if isinstance(default, bool) and kind == "string":
+        default = "true" if default else "false"  # a string parameter with a boolean default, as GHL spells it
     if isinstance(default, (str, int, float, bool)) and not is_list and kind != "json":
         if not choices or default in choices:
             field["default"] = default
@@ -651,9 +663,12 @@ def build_record(spec, method, path, operation):
             # Order unknown: a 'created' watch with no sort_field scans the list (up to the
             # catch-up cap per poll, going round), so new items are seen in any order.
             response["watch"] = {"event": "created", "created_field": created}
-        elif pagination != "none" and unknown[-1] == "sort order (not documented)":
-            unknown[-1] += ("; items carry no creation date to scan by, so a poll assumes newest first"
-                            " and may miss new items past page one")
+        elif pagination != "none":
+            unknown[-1] += ("; each poll reads every page up to the catch-up cap, so a new item is seen"
+                            " wherever GHL lists it")
+        # No generated record knows where GHL puts new items (trigger_order says what the spec
+        # documents): triggers.poll reads every page up to the cap.
+        response["order"] = "unknown"
         if pagination != "none":
             size = query.get(pagination_style(pagination)["size_param"])
             maximum = size and (input_schema(spec, operation, size["key"]) or {}).get("maximum")
@@ -687,8 +702,16 @@ def build_record(spec, method, path, operation):
         "sample": sample,
         "generated": {"from": f"{app}.json {method} {path}", "unknown": unknown},
     }
+    model = ITEM_MODELS.get((answer["items"] or "").split(".")[-1])
+    if model:
+        # Contacts and opportunities carry the location's custom fields (ghl/enrichment.py).
+        record["custom_fields"] = {"model": model}
     if body_as_list:
         record["body_as_list"] = True
+    if method in ("POST", "PUT", "PATCH") and not operation.get("requestBody"):
+        record["body_format"] = "none"
+    if method == "DELETE" and body is not None and (operation.get("requestBody") or {}).get("required"):
+        record["body_required"] = True
     access = access_of(operation)
     if access:
         record["access"] = access
@@ -739,6 +762,35 @@ def distinguishing_segment(path, name):
     return None
 
 
+def load_overrides(path=OVERRIDES_FILE):
+    """{(app, operationId): override} from ``generated_overrides.json``: each override is
+    ``{"operation": [app, operationId], "inputs": {key: {field: value}}, "response": {field:
+    value}, "why": text}``."""
+    overrides = {}
+    for override in json.loads(Path(path).read_text(encoding="utf-8")):
+        operation = tuple(override["operation"])
+        if operation in overrides or not override.get("why") or not set(override) <= {"operation", "inputs",
+                                                                                       "response", "why"}:
+            raise ValueError(f"override {operation}: one per operation, with a why, of inputs and response only")
+        overrides[operation] = override
+    return overrides
+
+
+def apply_override(record, override):
+    """``record`` with ``override``'s fields set; ``generated.overridden`` says which and why."""
+    changed = []
+    for key, patch in override.get("inputs", {}).items():
+        field = next((f for f in record["inputs"] if f["key"] == key), None)
+        if field is None:
+            raise ValueError(f"override {override['operation']}: the record has no input {key!r}")
+        field.update(patch)
+        changed += [f"inputs.{key}.{name}" for name in patch]
+    for name, value in override.get("response", {}).items():
+        record["response"][name] = value
+        changed.append(f"response.{name}")
+    record["generated"]["overridden"] = {"fields": changed, "why": override["why"]}
+
+
 def hand_written(directory=OPERATIONS_DIR):
     """{(app, operation_id): [hand-written keys]} and the set of hand-written names."""
     covered, names = {}, set()
@@ -748,8 +800,9 @@ def hand_written(directory=OPERATIONS_DIR):
     return covered, names
 
 
-def generate(spec_dir=SPEC_DIR, operations_dir=OPERATIONS_DIR):
+def generate(spec_dir=SPEC_DIR, operations_dir=OPERATIONS_DIR, overrides_file=OVERRIDES_FILE):
     """{"records": {app: [record]}, "covered": [...], "excluded": [...], "total": n}."""
+    overrides = load_overrides(overrides_file)
     covered_by, taken_names = hand_written(operations_dir)
     taken_keys = {snake_key(n) for n in taken_names}
     records, covered, excluded, deprecated = {}, [], [], []
@@ -768,6 +821,8 @@ def generate(spec_dir=SPEC_DIR, operations_dir=OPERATIONS_DIR):
             if record is None:
                 excluded.append({"from": where, "operation_id": operation_id, "reason": EXCLUSIONS[reason]})
                 continue
+            if (app, operation_id) in overrides:
+                apply_override(record, overrides.pop((app, operation_id)))
             name = record["name"]
             candidates = [name] + [f"{name} ({extra})" for extra in (
                 distinguishing_segment(path, name), record["category"],
@@ -789,6 +844,8 @@ def generate(spec_dir=SPEC_DIR, operations_dir=OPERATIONS_DIR):
     for record, spec, method, path, operation in deprecated:
         replacement = replacement_operation(spec, method, path, operation)
         record["deprecated"] = {"replacement": by_operation.get((spec.app, replacement))}
+    if overrides:
+        raise ValueError(f"overrides of operations that are not generated: {sorted(overrides)}")
     total = len(covered) + len(excluded) + sum(len(v) for v in records.values())
     return {"records": records, "covered": covered, "excluded": excluded, "total": total}
 

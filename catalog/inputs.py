@@ -7,6 +7,7 @@ Every problem is collected, so the caller answers them all at once:
 import math
 import re
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from server.request_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS, JsonRefused, parse_json
 
@@ -102,6 +103,37 @@ def _as_datetime(value):
     return text
 
 
+# A ``file`` input is the URL of the file (what Zapier hands for a file); ghl.file_fetch fetches it.
+MAX_FILE_URL_CHARS = 2048
+# http is accepted for these hosts only; whether they are fetched from is the fetcher's setting.
+LOOPBACK_FILE_HOSTS = ("127.0.0.1", "localhost", "::1")
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+FILE_URL_PROBLEM = "must be the https:// URL of a file"
+
+
+def _as_file_url(value):
+    if not isinstance(value, str):
+        raise ValueError(FILE_URL_PROBLEM)
+    text = value.strip()
+    if len(text) > MAX_FILE_URL_CHARS:
+        raise ValueError(f"must be a file URL of at most {MAX_FILE_URL_CHARS:,} characters")
+    if _URL_UNSAFE.search(text):
+        raise ValueError(FILE_URL_PROBLEM + ", without spaces, control characters or backslashes")
+    try:
+        parts = urlsplit(text)
+        host, port = parts.hostname, parts.port  # .port raises ValueError for one that is not a number
+    except ValueError:
+        raise ValueError(FILE_URL_PROBLEM) from None
+    secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_FILE_HOSTS)
+    if not host or port == 0 or not secure:
+        raise ValueError(FILE_URL_PROBLEM)
+    return text
+
+
+# A value that names a multipart part (``in: part_name``, a custom field's id): nothing a header
+# could choke on.
+PART_NAME_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
 JSON_PROBLEMS = {
     "json_too_deep": f"must be JSON nested at most {MAX_JSON_DEPTH} levels deep",
     "too_many_items": f"must be JSON of at most {MAX_JSON_ITEMS:,} keys and list items",
@@ -129,6 +161,7 @@ COERCE = {
     "boolean": _as_boolean,
     "datetime": _as_datetime,
     "json": _as_json,
+    "file": _as_file_url,
 }
 
 
@@ -163,6 +196,10 @@ def _coerce(field, value):
         for v in values:
             if (low is not None and v < low) or (high is not None and v > high):
                 raise ValueError(_range_problem(low, high))
+    if field["in"] == "part_name":
+        for v in values:
+            if not PART_NAME_VALUE.fullmatch(str(v)):
+                raise ValueError("must be an id of letters, digits, _ and - (at most 64)")
     if field["in"] == "path":
         for v in values:
             if str(v).strip() in UNSAFE_PATH_VALUES:

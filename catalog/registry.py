@@ -20,8 +20,12 @@ from ghl.enrichment import WALL_CLOCK
 from ghl.time_window import check_window
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
+# Records ``python -m catalog.generate --write`` wrote from GHL's specs, one file per service.
+GENERATED_DIR = Path(__file__).parent / "generated"
+ORIGINS = ("hand-written", "generated")
+ACCESS = ("agency", "oauth")
 
-# The 14 categories, in the order the catalog page shows them.
+# The categories, in the order the catalog page shows them: the seed's 14 first.
 CATEGORIES = [
     "Contacts",
     "Calendars & Appointments",
@@ -42,16 +46,49 @@ CATEGORIES = [
     "Surveys",
     "Payments",
     "Invoices",
+    # GHL services only generated records cover (catalog/generate.py SERVICE_CATEGORIES).
+    "Products",
+    "Store",
+    "Documents & Contracts",
+    "Custom Objects",
+    "Funnels",
+    "Media Library",
+    "Trigger Links",
+    "Emails",
+    "Social Planner",
+    "Knowledge Base",
+    "Conversation AI",
+    "Voice AI",
+    "Agent Studio",
+    "Phone System",
+    "Ad Manager",
+    "Affiliate Manager",
+    "Brand Boards",
+    "Custom Menus",
+    "SaaS",
+    "Marketplace",
+    "OAuth",
 ]
 
 KINDS = ("trigger", "action", "search")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-INPUT_TYPES = ("string", "text", "integer", "number", "boolean", "datetime", "json")
+# ``file``: an https URL (what Zapier hands for a file) the service fetches and uploads.
+INPUT_TYPES = ("string", "text", "integer", "number", "boolean", "datetime", "json", "file")
+# ``none``: a POST, PUT or PATCH whose spec takes no body (nothing is sent, not even ``{}``).
+BODY_FORMATS = ("json", "multipart", "none")
 INPUT_PLACES = ("path", "query", "body")
 # An input only a trigger's ``response.watch`` applies (a filter on an item field GHL cannot
 # filter by, such as an appointment's status): never sent to GHL, names no GHL parameter.
 WATCH_PLACE = "watch"
+# An input that only names a multipart file part (``{key}`` in a file input's ``field``, beside
+# ``{file_id}``, a fresh random id per upload): never sent as a value of its own.
+PART_NAME_PLACE = "part_name"
+PART_NAME_SLOT = re.compile(r"{([^}]*)}")
+FILE_ID_SLOT = "file_id"
 DEDUPE_STRATEGIES = ("new", "changes")
+# Where GHL puts new items in a trigger's list: newest first (the default: the poll reads on
+# while a page is all new) or unknown (each poll reads every page up to the cap).
+LIST_ORDERS = ("newest_first", "unknown")
 WATCH_EVENTS = ("created", "changed", "list_added", "list_removed")
 WATCH_KEYS = {"event", "fields", "fields_input", "filters", "element", "created_field", "request"}
 KEY_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
@@ -107,7 +144,7 @@ def _check_input(record, field):
     _check(KEY_PATTERN.match(key or ""), record, f"input key {key!r} is not a valid Zapier key")
     _check(field.get("label"), record, f"input {key} has no label")
     _check(field.get("type", "string") in INPUT_TYPES, record, f"input {key} has unknown type {field.get('type')!r}")
-    _check(field.get("in") in INPUT_PLACES + ("custom_fields", WATCH_PLACE), record, f"input {key} has no valid 'in'")
+    _check(field.get("in") in INPUT_PLACES + ("custom_fields", WATCH_PLACE, PART_NAME_PLACE), record, f"input {key} has no valid 'in'")
     _check(isinstance(field.get("required", False), bool), record, f"input {key}: required must be a boolean")
     choices = field.get("choices")
     if choices is not None:
@@ -126,6 +163,8 @@ def _check_response(record):
         _check(response.get("pagination", "none") in PAGINATION_STYLES, record,
                f"unknown pagination style {response.get('pagination')!r}")
         _check(response.get("dedupe") in DEDUPE_STRATEGIES, record, "trigger response.dedupe must be 'new' or 'changes'")
+        _check(response.get("order", "newest_first") in LIST_ORDERS, record,
+               f"response.order must be one of {LIST_ORDERS}")
         if response.get("single"):
             _check(response.get("pagination", "none") == "none", record, "a single-object trigger cannot page")
             _check(response["dedupe"] == "changes", record, "a single-object trigger dedupes by 'changes'")
@@ -241,9 +280,64 @@ def _check_custom_fields(record):
         _check(not clash, record, f"input {', '.join(clash)} clashes with the custom field inputs")
 
 
+def _check_provenance(record):
+    """``spec`` (which GHL operation), and the fields generated records add (catalog/generate.py)."""
+    spec = record["spec"]
+    _check(isinstance(spec, dict) and isinstance(spec.get("app"), str) and spec["app"]
+           and isinstance(spec.get("operation_id"), str) and spec["operation_id"], record,
+           'spec must be {"app": <GHL service>, "operation_id": <the spec\'s operationId>}')
+    if "generated" in record:
+        generated = record["generated"]
+        _check(isinstance(generated, dict) and isinstance(generated.get("from"), str)
+               and isinstance(generated.get("unknown"), list)
+               and set(generated) <= {"from", "unknown", "overridden"}, record,
+               'generated must be {"from": <spec operation>, "unknown": [<what the spec does not say>]}')
+    if "access" in record:
+        access = record["access"]
+        _check(isinstance(access, list) and access and set(access) <= set(ACCESS), record,
+               f"access must be a non-empty list of {ACCESS}")
+    if "deprecated" in record:
+        deprecated = record["deprecated"]
+        _check(isinstance(deprecated, dict) and set(deprecated) == {"replacement"}
+               and (deprecated["replacement"] is None or isinstance(deprecated["replacement"], str)), record,
+               'deprecated must be {"replacement": <key> | null}')
+
+
+def _check_body(record):
+    """``body_format`` (json, the default, or multipart for uploads) and ``body_required``."""
+    body_format = record.get("body_format", "json")
+    _check(body_format in BODY_FORMATS, record, f"body_format must be one of {BODY_FORMATS}")
+    files = [f["key"] for f in record["inputs"] if f.get("type") == "file"]
+    if body_format == "multipart":
+        _check(record["method"] in ("POST", "PUT", "PATCH") and files, record,
+               "a multipart record is a POST, PUT or PATCH with a file input")
+        _check(not record.get("body_as_list"), record, "a multipart body is not a list")
+    if body_format == "none":
+        _check(record["method"] in ("POST", "PUT", "PATCH") and not record.get("body_required")
+               and not any(f["in"] in ("body", "custom_fields") for f in record["inputs"]), record,
+               "a record with body_format none is a POST, PUT or PATCH with no body inputs")
+    _check(not files or body_format == "multipart", record,
+           f"file input {', '.join(files)} needs body_format multipart")
+    _check(all(f["in"] == "body" for f in record["inputs"] if f.get("type") == "file"), record,
+           "a file input goes in the body")
+    naming = {f["key"] for f in record["inputs"] if f["in"] == PART_NAME_PLACE}
+    used = set()
+    for field in record["inputs"]:
+        if field.get("type") == "file":
+            slots = PART_NAME_SLOT.findall(field.get("field", field["key"]))
+            _check(all(s in naming or s == FILE_ID_SLOT for s in slots), record,
+                   f"file input {field['key']}: its part name may use {{file_id}} and part_name inputs only")
+            used.update(slots)
+    _check(naming <= used, record, f"part_name input {', '.join(sorted(naming - used))} names no file part")
+    _check(all(f.get("required") for f in record["inputs"] if f["in"] == PART_NAME_PLACE), record,
+           "a part_name input is required (the part cannot be named without it)")
+    _check(isinstance(record.get("body_required", False), bool), record, "body_required must be a boolean")
+
+
 def check_record(record):
     """Raise CatalogError unless ``record`` follows the catalog format."""
-    for field in ("key", "name", "kind", "category", "summary", "method", "path", "scopes", "inputs", "sample"):
+    for field in ("key", "name", "kind", "category", "summary", "method", "path", "scopes", "inputs", "sample",
+                  "spec"):
         _check(field in record, record, f"missing {field}")
     _check(record["key"] == snake_key(record["name"]), record, f"key must be {snake_key(record['name'])!r}")
     _check(KEY_PATTERN.match(record["key"]), record, "key breaks Zapier's key rule")
@@ -268,6 +362,8 @@ def check_record(record):
     for name in path_inputs:
         _check("{" + name + "}" in record["path"], record, f"path input {name} is not in the path")
     _check_response(record)
+    _check_provenance(record)
+    _check_body(record)
     if "custom_fields" in record:
         _check_custom_fields(record)
     check_window(record, CatalogError)
@@ -278,6 +374,8 @@ def check_record(record):
 def _expand(record):
     """The record as served: defaults filled in and declared input groups spelled out."""
     record = copy.deepcopy(record)
+    record["origin"] = "generated" if "generated" in record else "hand-written"
+    record["service"] = record["spec"]["app"]
     slots = record.pop("custom_field_slots", 0)
     if slots:
         record["inputs"].extend(custom_field_slot_inputs(slots))
@@ -313,6 +411,10 @@ class Catalog:
             if record["key"] in self._by_key:
                 raise CatalogError(f"{record['key']}: key declared twice")
             self._by_key[record["key"]] = _expand(record)
+        for record in self._by_key.values():
+            replacement = (record.get("deprecated") or {}).get("replacement")
+            _check(replacement is None or replacement in self._by_key, record,
+                   f"deprecated.replacement {replacement!r} is not a catalog key")
         category_rank = {name: n for n, name in enumerate(CATEGORIES)}
         self.operations = sorted(self._by_key.values(), key=lambda r: (category_rank[r["category"]], r["name"]))
 
@@ -329,7 +431,11 @@ class Catalog:
     def of_kind(self, *kinds):
         return [r for r in self.operations if r["kind"] in kinds]
 
-    def filter(self, kind=None, category=None, q=None):
+    def services(self):
+        """The GHL services (spec files) the records come from, sorted."""
+        return sorted({r["service"] for r in self.operations})
+
+    def filter(self, kind=None, category=None, q=None, service=None, origin=None):
         """Records matching every given filter; ``q`` matches name, summary and path, case-insensitively."""
         needle = (q or "").strip().lower()
         found = []
@@ -337,6 +443,10 @@ class Catalog:
             if kind and record["kind"] != kind:
                 continue
             if category and record["category"].lower() != category.lower():
+                continue
+            if service and record["service"] != service:
+                continue
+            if origin and record["origin"] != origin:
                 continue
             if needle and not any(needle in record[f].lower() for f in ("name", "summary", "path")):
                 continue
@@ -374,6 +484,11 @@ def load_records(directory=OPERATIONS_DIR):
     return records
 
 
-def load_catalog(directory=OPERATIONS_DIR):
-    """Load and check every record under ``directory``."""
-    return Catalog(load_records(directory))
+def load_catalog(directory=OPERATIONS_DIR, generated_dir=GENERATED_DIR):
+    """Load and check the hand-written records under ``directory`` and the generated ones under
+    ``generated_dir`` (None: hand-written only). The generator never writes a record for an
+    operation a hand-written record implements, so the hand-written one is the only one served."""
+    records = load_records(directory)
+    if generated_dir is not None:
+        records += load_records(generated_dir)
+    return Catalog(records)

@@ -13,6 +13,10 @@ A call stops after ``max_tries`` attempts or when the next wait would pass ``max
 so it ends inside Zapier's 30-second budget.
 
 The caller's token is passed per call and never stored on the client or logged.
+
+Uploads (``multipart``) are encoded once, so every attempt sends the same bytes; the client
+also carries the ``ghl.file_fetch.FileFetcher`` that fetched their files (``file_fetcher``),
+configured with it from the settings.
 """
 
 import hashlib
@@ -26,8 +30,10 @@ from urllib.parse import urlsplit
 
 import backoff
 import requests
+from urllib3 import encode_multipart_formdata
 
 from ghl.errors import GhlError, error_for_status
+from ghl.file_fetch import FileFetcher
 from ghl.rate_budget import BudgetExhausted
 from ghl.shared_reads import read_key
 from storage import fast_json
@@ -91,7 +97,7 @@ def _json_body(response):
 class GhlClient:
     def __init__(self, base_url, connect_timeout=3.05, read_timeout=10.0, max_tries=4, max_seconds=20.0,
                  session=None, backoff_base=0.5, backoff_cap=8.0, rate_budget=None, shared_reads=None,
-                 secret=""):
+                 secret="", file_fetcher=None):
         self.base_url = base_url.rstrip("/")
         self._origin = urlsplit(self.base_url)
         self.timeout = (connect_timeout, read_timeout)
@@ -103,6 +109,7 @@ class GhlClient:
         self.rate_budget = rate_budget
         self.shared_reads = shared_reads
         self._secret = secret.encode("utf-8")
+        self.file_fetcher = file_fetcher or FileFetcher()
 
     def token_owner(self, token):
         """A keyed digest naming the token's holder, for budgets and shared reads; never the token."""
@@ -133,15 +140,17 @@ class GhlClient:
         # Full jitter: a random wait up to the exponential ceiling.
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * (2 ** attempt)))
 
-    def _attempt(self, method, url, token, version, query, body, attempt, scopes, timeout=None):
+    def _attempt(self, method, url, token, version, query, body, attempt, scopes, timeout=None, form=None):
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if version:
             headers["Version"] = version
+        if form is not None:
+            headers["Content-Type"] = form[1]
         idempotent = method in IDEMPOTENT_METHODS
         try:
             response = self.session.request(
                 method, url, params=query or None, json=body if body is not None else None,
-                headers=headers, timeout=timeout or self.timeout)
+                data=form[0] if form is not None else None, headers=headers, timeout=timeout or self.timeout)
         except (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             error = GhlError(504 if isinstance(exc, requests.exceptions.ConnectTimeout) else 502,
                              "ghl_unreachable", "GHL could not be reached (connection timed out).")
@@ -184,8 +193,13 @@ class GhlClient:
             raise _Retry(error, idempotent, retry_after or self._backoff_wait(attempt))
         raise _Retry(error, False, 0)
 
-    def request(self, method, path, token, version=None, query=None, body=None, scopes=(), quick=False):
+    def request(self, method, path, token, version=None, query=None, body=None, scopes=(), quick=False,
+                multipart=None, spent_seconds=0.0):
         """Call GHL and return a GhlResponse for a 2xx/3xx answer; raise GhlError otherwise.
+
+        ``multipart``: the parts of a multipart/form-data body (``GhlRequest.multipart``), sent
+        instead of ``body``. ``spent_seconds``: time the caller already spent on this call (a
+        file fetched for it), taken from the call's budget.
 
         Reads are shared with identical reads in flight (``shared_reads``); a successful write
         drops the token's shared reads. Every attempt first takes a slot of the location's
@@ -194,9 +208,17 @@ class GhlClient:
         """
         method = method.upper()
         url = self.url_for(path)
-        started = time.monotonic()
+        started = time.monotonic() - spent_seconds
         limit = QUICK_SECONDS if quick else self.max_seconds
-        deadline = time.time() + limit
+        deadline = time.time() + limit - spent_seconds
+        form = None
+        if multipart is not None:
+            form = encode_multipart_formdata(multipart)
+            # The rate budget reads the location from the text fields, as from a JSON body.
+            body = None
+            budget_fields = {name: value for name, value in multipart if isinstance(value, str)}
+        else:
+            budget_fields = body
         patience = (1, limit, (self.timeout[0], min(self.timeout[1], QUICK_SECONDS))) if quick else None
         if method == "GET" and self.shared_reads is not None:
             owner = self.token_owner(token)
@@ -209,14 +231,17 @@ class GhlClient:
             status, answer, headers = self.shared_reads.read(
                 owner, read_key(owner, method, path, query, body), fetch, deadline)
             return GhlResponse(status, answer, headers)
-        response = self._call(method, url, token, version, query, body, scopes, started, deadline, patience)
+        response = self._call(method, url, token, version, query, body, scopes, started, deadline, patience,
+                              form=form, budget_fields=budget_fields)
         if method != "GET" and self.shared_reads is not None:
             self.shared_reads.forget_owner(self.token_owner(token))
         return response
 
-    def _call(self, method, url, token, version, query, body, scopes, started, deadline, patience=None):
+    def _call(self, method, url, token, version, query, body, scopes, started, deadline, patience=None,
+              form=None, budget_fields=None):
         attempts = {"n": 0}
-        budget = self.budget_for(token, query, body) if self.rate_budget is not None else None
+        budget_fields = body if budget_fields is None else budget_fields
+        budget = self.budget_for(token, query, budget_fields) if self.rate_budget is not None else None
         max_tries, max_seconds, timeout = patience or (self.max_tries, self.max_seconds, self.timeout)
 
         def give_up(exc):
@@ -235,7 +260,7 @@ class GhlClient:
                     raise _Retry(GhlError(429, "rate_budget_exhausted",
                                           f"This location's GHL rate budget is used up; try again in {wait} "
                                           "seconds.", retry_after=wait), False, 0) from None
-            return self._attempt(method, url, token, version, query, body, n, scopes, timeout)
+            return self._attempt(method, url, token, version, query, body, n, scopes, timeout, form)
 
         try:
             return attempt()
@@ -289,4 +314,5 @@ def client_from_settings(settings, secret="", session=None):
         rate_budget=budget,
         shared_reads=SharedReads(settings.database_path, settings.poll_share_seconds),
         secret=secret,
+        file_fetcher=FileFetcher.from_settings(settings),
     )

@@ -7,6 +7,7 @@ JWT, and a forged token naming someone else's connection must not reach their ca
 """
 
 import copy
+import decimal
 import math
 import mimetypes
 import re
@@ -127,7 +128,7 @@ def writes_custom_fields(record):
 #
 # GHL's write shapes (contacts CreateContactDto.customFields, opportunities CreateDto): every
 # entry is {"id", "field_value"}; the value is a string for text-like types, a number for
-# NUMERICAL and MONETORY, a list of strings for CHECKBOX, MULTIPLE_OPTIONS and TEXTBOX_LIST
+# NUMERICAL and MONETORY (its text for opportunities, whose spec has no number shape), a list of strings for CHECKBOX, MULTIPLE_OPTIONS and TEXTBOX_LIST
 # (the array variant; the spec has none of its own for TEXTBOX_LIST), and for FILE_UPLOAD an
 # object keyed by a file uuid holding {"meta", "url"}.
 
@@ -286,8 +287,17 @@ def typed_value(definition, value):
 
 
 def write_entry(definition, value):
-    """GHL's write entry for one field: always by ``id`` (the contacts spec requires it)."""
+    """GHL's write entry for one field: always by ``id`` (the contacts spec requires it). The
+    opportunities spec has no number shape (a string, a list or an object of files): a number
+    goes there as its text."""
+    if definition.get("model") == "opportunity" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = number_text(value)
     return {"id": definition["id"], "field_value": value}
+
+
+def number_text(number):
+    """``12`` -> "12", ``19.99`` -> "19.99", ``1e21`` -> "1000000000000000000000": never an exponent."""
+    return format(decimal.Decimal(repr(number)), "f")
 
 
 # ----------------------------------------------------------------------------- resolving inputs

@@ -1,6 +1,15 @@
-"""Turn an operation record and its cleaned inputs into the exact GHL request."""
+"""Turn an operation record and its cleaned inputs into the exact GHL request.
 
+A record with ``body_format: multipart`` (GHL's uploads) becomes a form instead of a JSON body:
+its ``file`` inputs, already fetched (``actions.execute``), are file parts named by the input's
+``field``, where ``{file_id}`` is a fresh random id per file and ``{<key>}`` the value of a
+``part_name`` input; every other body input is a text field (GHL's form fields are text:
+true/false, numbers as written, objects and lists as JSON).
+"""
+
+import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -20,6 +29,18 @@ class GhlRequest:
     query: dict = field(default_factory=dict)
     body: object = None
     scopes: tuple = ()
+    # A multipart record's text fields ({name: text}; None for a JSON request) and file parts
+    # ((part name, ghl.file_fetch.FetchedFile) pairs).
+    form: dict = None
+    files: tuple = ()
+
+    @property
+    def multipart(self):
+        """The form as (name, text) and (name, (filename, bytes, content type)) parts, in that
+        order (what ``GhlClient.request`` sends as multipart/form-data); None for a JSON request."""
+        if self.form is None:
+            return None
+        return list(self.form.items()) + [(name, (f.filename, f.content, f.content_type)) for name, f in self.files]
 
 
 def encode_segment(value):
@@ -82,6 +103,48 @@ def custom_fields_list(record, inputs):
     return entries
 
 
+FILE_ID_SLOT = "file_id"
+
+
+def form_text(value):
+    """A multipart form field's text for an input value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def part_name(template, inputs):
+    """A file part's name: ``template`` with ``{file_id}`` a fresh random id and ``{key}`` the
+    value of the ``part_name`` input ``key``."""
+    return PATH_PARAM.sub(lambda m: uuid.uuid4().hex if m.group(1) == FILE_ID_SLOT else str(inputs[m.group(1)]),
+                          template)
+
+
+def build_form(record, inputs):
+    """(text fields, file parts) for a multipart ``record``; file inputs hold FetchedFile values."""
+    form, files = {}, []
+    for spec in record["inputs"]:
+        if spec["in"] != "body" or spec["key"] not in inputs:
+            continue
+        value = inputs[spec["key"]]
+        name = spec.get("field", spec["key"])
+        if spec["type"] == "file":
+            for fetched in value if isinstance(value, list) else [value]:
+                if isinstance(fetched, str):
+                    raise ValueError(f"file input {spec['key']} must be fetched before the request is built")
+                files.append((part_name(name, inputs), fetched))
+            continue
+        if spec.get("join") and isinstance(value, list):
+            value = spec["join"].join(str(v) for v in value)
+        form[name] = form_text(value)
+    custom_fields = custom_fields_list(record, inputs)
+    if custom_fields:
+        form["customFields"] = form_text(custom_fields)
+    return form, tuple(files)
+
+
 def build_request(record, inputs, now=None):
     """The GhlRequest for ``record`` with validated ``inputs``.
 
@@ -94,8 +157,9 @@ def build_request(record, inputs, now=None):
     body = {}
     shares = {}
     consumed = relative_input_keys(record)
+    multipart = record.get("body_format") == "multipart"
     for spec in record["inputs"]:
-        if spec["key"] not in inputs or spec["key"] in consumed:
+        if spec["key"] not in inputs or spec["key"] in consumed or (multipart and spec["in"] == "body"):
             continue
         value = inputs[spec["key"]]
         if spec.get("join") and isinstance(value, list):
@@ -109,21 +173,27 @@ def build_request(record, inputs, now=None):
             shares[spec["key"]] = query_string_chars({name: query[name]})
         elif spec["in"] == "body":
             _nest(body, name, value)
-    custom_fields = custom_fields_list(record, inputs)
+    custom_fields = [] if multipart else custom_fields_list(record, inputs)
     if custom_fields:
         body["customFields"] = custom_fields
     query.update(window_params(record, inputs, now))
     path = PATH_PARAM.sub(lambda m: path_values[m.group(1)], record["path"])
     if shares:
         check_url_length(path, query, shares)
-    takes_body = record["method"] in ("POST", "PUT", "PATCH") or bool(body)
+    # A DELETE whose spec requires a JSON body gets ``{}`` when no input fills it; a POST whose
+    # spec takes no body (body_format none) sends none.
+    takes_body = record.get("body_format") != "none" and (
+        record["method"] in ("POST", "PUT", "PATCH") or bool(body) or record.get("body_required", False))
     if takes_body and record.get("body_as_list"):
         body = [body]
+    form, files = build_form(record, inputs) if multipart else (None, ())
     return GhlRequest(
         method=record["method"],
         path=path,
         version=record.get("version"),
         query=query,
-        body=body if takes_body else None,
+        body=body if takes_body and not multipart else None,
         scopes=tuple(record.get("scopes", ())),
+        form=form,
+        files=files,
     )

@@ -6,6 +6,8 @@ where it differs (``sandbox.ghl_behaviours``). Every API request passes, in orde
 request log, the spec check (``sandbox.spec_validator``: recorded, refused only when strict),
 the configured latency, the bearer token (401), the burst rate limit (429),
 injected faults, the ``Version`` header (400) and the record's required inputs (422).
+A ``multipart/form-data`` upload is kept (``sandbox.uploads``: part names, sizes, digests) and
+its parts are what the spec check and the handler see as its body.
 """
 
 import time
@@ -20,8 +22,10 @@ from sandbox.faults import DroppedConnection, drop_connection, fault_body
 from sandbox.ghl_behaviours import SPECIAL_CASES
 from sandbox.handlers import Call, handle
 from sandbox.routing import build_route_table
+from sandbox.spec_shapes import attach_answer_shapes
 from sandbox.spec_validator import ViolationLog
 from sandbox.state import SandboxState
+from sandbox.uploads import MULTIPART, form_fields, received_upload
 
 CONTROL_PREFIX = "/_sandbox"
 UNAUTHORIZED = {"statusCode": 401, "message": "Invalid token: access token is invalid", "error": "Unauthorized"}
@@ -49,6 +53,7 @@ def create_sandbox_app(catalog=None, tokens=("sandbox-token",), seed=True, laten
     app.extensions["sandbox_spec"] = ViolationLog(spec_dir, strict=strict_spec)
     if not app.extensions["sandbox_spec"].validator.enabled:
         app.logger.warning("sandbox spec check %s", app.extensions["sandbox_spec"].validator.status)
+    attach_answer_shapes(table, app.extensions["sandbox_spec"].validator)
     for number, op in enumerate(table.operations):
         app.add_url_rule(op.flask_rule, endpoint=f"operation_{number}", view_func=serve_operation,
                          methods=[op.method], strict_slashes=False, defaults={"operation": op})
@@ -85,7 +90,15 @@ def _location_of(body):
 
 
 def _json_body():
+    """The parsed JSON body; None when there is none, and for a multipart upload (see ``uploads``)."""
+    if request.mimetype == MULTIPART:
+        return None
     return request.get_json(silent=True, force=True) if request.get_data(cache=True) else None
+
+
+def _handler_body():
+    """What the handler sees as the body: the JSON, or for an upload its text fields and file part names."""
+    return form_fields(request) if request.mimetype == MULTIPART else _json_body()
 
 
 def check_request():
@@ -104,9 +117,16 @@ def check_request():
         "auth": bool(authorization),
         "status": None,
     }
+    if request.mimetype:
+        g.log_entry["content_type"] = request.mimetype
+    upload = received_upload(request) if request.mimetype == MULTIPART else None
+    if upload is not None:
+        g.log_entry.update(form=upload["form"], files=upload["files"])
+        state.keep_upload({"method": request.method, "path": g.log_entry["path"], **upload})
     state.log(g.log_entry)
     spec = current_app.extensions["sandbox_spec"]
-    problems = spec.observe(request.method, g.log_entry["path"], g.log_entry["query"], request.headers, body)
+    problems = spec.observe(request.method, g.log_entry["path"], g.log_entry["query"], request.headers, body,
+                            form=upload)
     if problems and spec.strict:
         return jsonify({"statusCode": 422, "message": problems, "error": "Spec violation"}), 422
     if state.latency_ms:
@@ -137,7 +157,7 @@ def serve_operation(operation, **path_values):
     state = _state()
     values = [path_values[f"p{n}"] for n in range(len(operation.param_names))]
     call = Call(op=operation, table=state.table, store=state.store, values=values, args=request.args,
-                body=_json_body(), url=request.base_url)
+                body=_handler_body(), url=request.base_url)
     special = SPECIAL_CASES.get((operation.method, operation.shape))
     status, body = handle(call, special)
     return jsonify(body), status

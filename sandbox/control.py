@@ -1,12 +1,15 @@
 """``/_sandbox/``: fault injection and inspection for tests and benchmarks (no auth)."""
 
-from flask import Blueprint, current_app, jsonify, request
+import mimetypes
+
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from sandbox import commerce
 from sandbox.faults import FaultError
 from sandbox.handlers import CREATE_DEFAULTS
 from sandbox.routing import list_collection_shape
 from sandbox.seed import LOCATION_ID
+from sandbox.uploads import file_bytes
 
 control = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
 
@@ -26,6 +29,8 @@ def index():
         "GET /_sandbox/faults", "DELETE /_sandbox/faults",
         "POST /_sandbox/reset",
         "GET /_sandbox/violations", "DELETE /_sandbox/violations",
+        "GET /_sandbox/uploads", "DELETE /_sandbox/uploads",
+        "GET /_sandbox/files/<name>  (a small file to hand an upload as its URL)",
         "GET /_sandbox/requests", "DELETE /_sandbox/requests",
         "POST /_sandbox/records  {path, records, locationId}", "GET /_sandbox/records?path=/contacts/",
         "POST /_sandbox/latency  {ms}",
@@ -88,6 +93,27 @@ def list_violations():
 def clear_violations():
     current_app.extensions["sandbox_spec"].clear()
     return jsonify({"violations": []})
+
+
+@control.get("/uploads")
+def list_uploads():
+    """Multipart uploads received, oldest first: method, path, form fields and file parts
+    (filename, content_type, size, sha256; ``sandbox.uploads``)."""
+    return jsonify({"uploads": _state().uploads()})
+
+
+@control.delete("/uploads")
+def clear_uploads():
+    _state().clear_uploads()
+    return jsonify({"uploads": []})
+
+
+@control.get("/files/<name>")
+def download_file(name):
+    """A small file for tests to hand an upload as its URL (``sandbox.uploads.file_bytes``)."""
+    data = file_bytes(name)
+    return Response(data, mimetype=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _collection_key(path):

@@ -73,10 +73,20 @@ def _is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def value_problem(data_type, value):
-    """What is wrong with ``field_value`` for a field of ``data_type`` (None when it fits)."""
+NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _is_number_text(value):
+    return bool(NUMBER_TEXT.fullmatch(value.strip()))
+
+
+def value_problem(data_type, value, model="contact"):
+    """What is wrong with ``field_value`` for a field of ``data_type`` (None when it fits). The
+    opportunities spec has no number shape: a number field's value is its text there."""
     if value is None:
         return None
+    if model == "opportunity" and data_type in NUMBER_TYPES:
+        return None if isinstance(value, str) and _is_number_text(value) else "must be a number as text"
     if data_type in STRING_TYPES:
         if not isinstance(value, str):
             return "must be a string"
@@ -118,7 +128,7 @@ def _checked(entries, definitions, model):
         definition = by_id.get(ident) if ident else by_key.get(entry["key"])
         if definition is None:
             continue
-        problem = value_problem(definition.get("dataType"), value)
+        problem = value_problem(definition.get("dataType"), value, model)
         if problem:
             problems.append(f"{where}.field_value {problem}")
             continue

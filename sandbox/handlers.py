@@ -5,6 +5,7 @@ GHL endpoints that behave differently are in ``sandbox.ghl_behaviours``. Every f
 takes a ``Call`` and answers ``(status, body)``.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from sandbox.filters import in_time_window, matches_params, matches_search_filte
 from sandbox.paging import PagingError, cursor_page, last_item_page, offset_page
 from sandbox.routing import (
     FILTERED_VIEWS,
+    LOCATION_PARAMS,
     SHARED_ID_COLLECTIONS,
     SLOT,
     alias,
@@ -22,8 +24,11 @@ from sandbox.routing import (
     target_of,
 )
 from sandbox.seed import LOCATION_ID
+from sandbox.spec_shapes import dress
 
 CURSOR_STYLES = ("contacts_cursor", "opportunities_cursor")
+# A part name made from other inputs (forms' upload: ``{customFieldId}_{file_id}``).
+TEMPLATED_NAME = re.compile(r"{[^}]+}")
 # Per-collection defaults GHL fills in on create.
 CREATE_DEFAULTS = {"/contacts": {"tags": []}, "/opportunities": {"status": "open"}}
 
@@ -62,7 +67,10 @@ def missing_owner(call, collection_shape):
     owner_shape, _ = target_of(collection_shape)
     if owner_shape is None or not call.table.is_stored(owner_shape):
         return None
-    owner_id = call.values[collection_shape.count(SLOT) - 1]
+    owner_index = collection_shape.count(SLOT) - 1
+    if call.op.param_names[owner_index] in LOCATION_PARAMS:
+        return None  # a location-scoped path (``/brand-boards/{locationId}/...``): see routing
+    owner_id = call.values[owner_index]
     if call.store.get(call.key(owner_shape), owner_id) is None:
         return answers.not_found(f"{answers.noun_of(owner_shape)} not found")
     return None
@@ -118,6 +126,9 @@ def required_inputs_missing(call):
     for name, place in sorted(required or ()):
         if place == "query":
             present = call.args.get(name) not in (None, "")
+        elif isinstance(call.body, dict) and TEMPLATED_NAME.search(name):
+            pattern = re.compile(TEMPLATED_NAME.sub(".+", re.escape(name).replace(r"\{", "{").replace(r"\}", "}")))
+            present = any(pattern.fullmatch(key) for key in call.body)
         elif isinstance(call.body, dict):
             present = call.body.get(name) not in (None, "", [])
         else:
@@ -251,6 +262,8 @@ def _target(call):
     missing = missing_owner(call, shape)
     if missing:
         return None, None, None, missing
+    if call.op.param_names[shape.count(SLOT)] in LOCATION_PARAMS:
+        return None, None, None, None
     item_id = call.values[shape.count(SLOT)]
     key, record = find(call, shape, item_id)
     if record is None:
@@ -382,7 +395,12 @@ def handle(call, special=None):
     try:
         with call.store.lock:
             rejected = custom_fields.prepare_write(call, LOCATION_ID)
-            return rejected or (special or GENERIC_ACTIONS[call.op.action])(call)
+            if rejected:
+                return rejected
+            if special:
+                return special(call)
+            status, body = GENERIC_ACTIONS[call.op.action](call)
+            return status, dress(call.op, status, body)
     except PagingError as exc:
         return answers.unprocessable(exc.messages)
 

@@ -21,6 +21,9 @@ COLLECTION_ALIASES = {
     "/calendars/events/block-slots": "/calendars/blocked-slots",
     "/conversations/messages/inbound": "/conversations/messages",
     "/conversations/messages/outbound": "/conversations/messages",
+    # Uploaded files and new folders are what ``GET /medias/files`` lists.
+    "/medias/upload-file": "/medias/files",
+    "/medias/folder": "/medias/files",
 }
 
 # Lists (or single look-ups) that select, from another collection, the records whose
@@ -38,6 +41,11 @@ FILTERED_VIEWS = {
 # (``DELETE /calendars/events/{eventId}`` deletes appointments and blocked slots alike).
 SHARED_ID_COLLECTIONS = {"/calendars/events": ("/calendars/blocked-slots",)}
 
+# Path parameters that name the location (``/saas/pause/{locationId}``). GHL scopes such a path
+# by the location itself: an operation ending in one acts on the location's settings, not on a
+# record stored under that id (except under ``/locations``, which holds the locations).
+LOCATION_PARAMS = ("locationId", "location_id")
+LOCATIONS = "/locations"
 # A trailing static segment that names a list (``search``, ``all``) rather than a resource.
 LIST_SUFFIXES = ("search", "all")
 # Sub-paths that add to (POST) or remove from (DELETE) a list field of the record before them.
@@ -97,6 +105,7 @@ class Operation:
     shape: str = ""
     param_names: list = field(default_factory=list)
     action: str = ""
+    answer_shape: object = None  # spec_shapes.AnswerShape: the spec's answer, for generated records
 
     def __post_init__(self):
         self.shape = shape_of(self.path)
@@ -139,6 +148,12 @@ class Operation:
     @property
     def trailing_param(self):
         return self.shape.endswith("/" + SLOT)
+
+    @property
+    def location_scoped(self):
+        """Ends in the location's id, outside ``/locations`` (``PUT /saas/update-saas-subscription/{locationId}``)."""
+        return (self.trailing_param and self.param_names[-1] in LOCATION_PARAMS
+                and parent_shape(self.shape) != LOCATIONS)
 
     @property
     def flask_rule(self):
@@ -189,6 +204,7 @@ def classify(operations):
                    if op.method == "GET" and not op.single and op.shape not in FILTERED_VIEWS}
     item_parents = {alias(parent_shape(op.shape)) for op in operations
                     if op.trailing_param and op.method != "POST" and op.shape not in FILTERED_VIEWS
+                    and not op.location_scoped
                     and not (op.method == "GET" and not op.single)}
     for op in operations:
         op.action = _action_for(op, list_shapes, item_parents)
@@ -205,7 +221,9 @@ def _action_for(op, list_shapes, item_parents):
     if op.method == "GET":
         if not op.single:
             return "list"
-        return "read" if op.trailing_param else "virtual"
+        return "read" if op.trailing_param and not op.location_scoped else "virtual"
+    if op.location_scoped and op.method in ("PUT", "PATCH", "DELETE"):
+        return "acknowledge"
     if op.method == "POST":
         if tail == "search":
             return "search"

@@ -10,7 +10,10 @@ array, object), values outside an enum, and the same inside nested objects and a
 Schemas are OpenAPI 3.0 as GHL writes them, checked leniently: local ``$ref``s are followed,
 ``allOf`` parts are merged, ``anyOf``/``oneOf`` accept a value any branch accepts, ``null`` is
 accepted where the field is optional or ``nullable``, formats, lengths and ranges are not
-checked, and keywords or types this module does not know are ignored. (A library was not used:
+checked, and keywords or types this module does not know are ignored. An enum written as one
+list of values (``enum: [[...]]``, a slip of GHL's generator) is read as those values.
+A ``multipart/form-data`` request (the five uploads) is checked part by part: required parts
+present, no undeclared parts, text parts of the declared type. (A library was not used:
 ``jsonschema_rs``, installed with schemathesis, would need the specs rewritten first (OpenAPI's
 ``nullable``, lenient ``oneOf``, GHL's invalid types such as ``"any"``) and names problems less
 plainly.)
@@ -27,11 +30,13 @@ import math
 import os
 import re
 import threading
+import weakref
 from pathlib import Path
 from urllib.parse import unquote
 
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "ghl-openapi"
 METHODS = ("get", "post", "put", "patch", "delete")
+MULTIPART = "multipart/form-data"
 MAX_DEPTH = 40  # recursive schemas (a filter group of filters) are followed this deep
 
 
@@ -41,10 +46,13 @@ MAX_DEPTH = 40  # recursive schemas (a filter group of filters) are followed thi
 # ``Version``, ``path``, ``body``), ``*`` matching anything; array indices are written ``[]``.
 # Keep each reason pointing at its evidence (../shared/ghl-api-notes.md or a GHL issue).
 ALLOWANCES = [
-    # None yet: nothing the catalog sends works around a spec error. Rows look like
-    # ("GET", "/contacts/", "query.sortBy", "undocumented sort GHL honours (ghl-api-notes.md §3)"),
+    # Rows look like ("GET", "/contacts/", "query.sortBy", "undocumented sort GHL honours (evidence)"),
     # or, for an operation GHL serves but the specs leave out or misspell (where "path"):
     # ("GET", "/some/{id}/path", "path", "live but undocumented (evidence)").
+    ("POST", "/conversations/messages/upload", "body.attachmentUrls",
+     "the operation's own description says the files go in the part fileAttachment (what the record "
+     "sends) and that GHL answers their URLs; its schema, which documents no file part, requires "
+     "attachmentUrls, URLs of files already hosted, which an upload does not have"),
 ]
 
 
@@ -89,10 +97,15 @@ class SpecValidator:
         self.status = (f"on: {len(self.operations)} operations from {self.spec_dir}" if self.enabled
                        else f"off: no GHL OpenAPI specs in {self.spec_dir}/apps")
         self._by_length = {}
+        self._by_id = {(op.app, op.spec.get("operationId")): op for op in self.operations}
         for op in self.operations:
             self._by_length.setdefault(len(op.segments), []).append(op)
         for ops in self._by_length.values():  # literal segments win over templated ones
             ops.sort(key=lambda op: -op.literal_count)
+
+    def operation_named(self, app, operation_id):
+        """The operation ``operation_id`` of spec ``app`` (a record's ``spec``), or None."""
+        return self._by_id.get((app, operation_id))
 
     def operation_for(self, method, path):
         """(operation, path values) for ``method path``, or (None, methods the path has)."""
@@ -107,12 +120,13 @@ class SpecValidator:
             path_methods.append(op.method)
         return None, path_methods
 
-    def violations(self, method, path, query=None, headers=None, json_body=None):
+    def violations(self, method, path, query=None, headers=None, json_body=None, form=None):
         """Each way ``method path`` with these query values ({name: value or [values]}),
-        headers and parsed JSON body (None: no body) breaks the spec, as plain sentences."""
-        return [text for _, text in self.problems(method, path, query, headers, json_body)[1]]
+        headers and parsed JSON body (None: no body) or multipart ``form`` (``{"form": {name:
+        [values]}, "files": {name: [...]}}``, ``sandbox.uploads``) breaks the spec, as plain sentences."""
+        return [text for _, text in self.problems(method, path, query, headers, json_body, form)[1]]
 
-    def problems(self, method, path, query=None, headers=None, json_body=None):
+    def problems(self, method, path, query=None, headers=None, json_body=None, form=None):
         """(operation or None, [(where, text)]) after the allowances."""
         if not self.enabled:
             return None, []
@@ -126,7 +140,10 @@ class SpecValidator:
         _check_version(op, headers or {}, found)
         _check_params(op, "path", {k: [v] for k, v in values.items()}, found)
         _check_params(op, "query", _query_lists(query or {}), found)
-        _check_body(op, json_body, found)
+        if form is not None:
+            _check_form(op, form, found)
+        else:
+            _check_body(op, json_body, found)
         return op, [(where, text) for where, text in found if not _allowed(op, where)]
 
 
@@ -185,7 +202,7 @@ def _deref(doc, node, depth=0):
 
 def _flatten(doc, schema, depth=0):
     """``schema`` dereferenced with its ``allOf`` parts merged into it (properties, required)."""
-    schema = _deref(doc, schema)
+    schema = _unnested_enum(_deref(doc, schema))
     if not isinstance(schema.get("allOf"), list) or depth > MAX_DEPTH:
         return schema
     merged = {k: v for k, v in schema.items() if k != "allOf"}
@@ -199,6 +216,20 @@ def _flatten(doc, schema, depth=0):
         for key, value in part.items():
             merged.setdefault(key, value)
     return merged
+
+
+def _unnested_enum(schema):
+    """GHL's generator writes an enum-typed field as ``enum: [[...values]]`` with a wrong type
+    (store's ``ShippingZoneCountryDto.code``: ``"type": "number", "enum": [["US", "CA", ...]]``):
+    no value fits that, so it is read as ``enum: [...values]`` of the values' own type."""
+    enum = schema.get("enum")
+    if not (isinstance(enum, list) and len(enum) == 1 and isinstance(enum[0], list) and enum[0]):
+        return schema
+    values = enum[0]
+    kind = {bool: "boolean", str: "string", int: "number", float: "number"}.get(type(values[0]))
+    if kind is None or not all(isinstance(v, type(values[0])) for v in values):
+        return schema
+    return {**schema, "type": kind, "enum": values}
 
 
 # -- Version, parameters, body ------------------------------------------------------------------------
@@ -261,9 +292,11 @@ def _as_text(value):
 def _check_body(op, body, found):
     content = (op.body or {}).get("content") or {}
     if "application/json" not in content:
+        takes = f"a {', '.join(content)} body" if content else "no body"
         if body is not None:
-            takes = f"a {', '.join(content)} body" if content else "no body"
             found.append(("body", f"sends a JSON body where the spec takes {takes}"))
+        elif content and (op.body or {}).get("required"):
+            found.append(("body", f"missing body (the spec requires {takes})"))
         return
     if body is None:
         if op.body.get("required"):
@@ -272,6 +305,39 @@ def _check_body(op, body, found):
     schema = (content["application/json"] or {}).get("schema") or {}
     _check_value(op.doc, schema, body, "body", found, required=True,
                  allowed=lambda where: _allowed(op, where))
+
+
+def _check_form(op, form, found):
+    """A multipart request: the spec must take multipart, with every required part present and
+    no undeclared part. File parts are checked against the declared parts only when the schema
+    declares a file (``format: binary``): two of GHL's five upload schemas leave the file part
+    out although their operation takes one (conversations' description names it ``fileAttachment``)."""
+    content = (op.body or {}).get("content") or {}
+    if MULTIPART not in content:
+        takes = f"a {', '.join(content)} body" if content else "no body"
+        found.append(("body", f"sends a multipart body where the spec takes {takes}"))
+        return
+    schema = _flatten(op.doc, (content[MULTIPART] or {}).get("schema") or {})
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    fields, files = form.get("form") or {}, form.get("files") or {}
+    for name in schema.get("required") or []:
+        if name not in fields and name not in files:
+            found.append((f"body.{name}", f"missing required part {name!r}"))
+    declares_file = any(_flatten(op.doc, p).get("format") == "binary" for p in properties.values())
+    for name in list(fields) + (list(files) if declares_file else []):
+        if properties and name not in properties and schema.get("additionalProperties") is not True:
+            found.append((f"body.{name}", f"unknown part {name!r}"))
+    for name, values in fields.items():
+        item = _flatten(op.doc, properties.get(name) or {})
+        if item.get("format") == "binary":
+            found.append((f"body.{name}", f"part {name!r} should be a file, not a text field"))
+            continue
+        if item.get("type") == "array":
+            item = _flatten(op.doc, item.get("items") or {})
+        for value in values:
+            problem = _text_problem(item, str(value))
+            if problem:
+                found.append((f"body.{name}", f"part {name!r}={value!r} {problem}"))
 
 
 _TYPES = {
@@ -374,10 +440,11 @@ class ViolationLog:
         self._lock = threading.Lock()
         self._entries = collections.deque(maxlen=size)
         self.total = 0
+        _LOGS.add(self)
 
-    def observe(self, method, path, query, headers, json_body):
+    def observe(self, method, path, query, headers, json_body, form=None):
         """The request's violations (recorded when there are any)."""
-        op, found = self.validator.problems(method, path, query, headers, json_body)
+        op, found = self.validator.problems(method, path, query, headers, json_body, form)
         if found:
             entry = {"method": method, "path": path, "operation": op.name if op else None,
                      "app": op.app if op else None, "violations": [text for _, text in found]}
@@ -395,3 +462,21 @@ class ViolationLog:
         with self._lock:
             self._entries.clear()
             self.total = 0
+
+    def take(self):
+        """The recorded violations, oldest first; the log is empty afterwards."""
+        with self._lock:
+            entries = [dict(e) for e in self._entries]
+            self._entries.clear()
+            self.total = 0
+        return entries
+
+
+# Every ViolationLog of this process (every sandbox app), for the test suite's check after each test.
+_LOGS = weakref.WeakSet()
+
+
+def take_violations():
+    """The violations every sandbox app of this process recorded since the last call, oldest
+    first per app, each ``{method, path, operation, app, violations}``; the logs are emptied."""
+    return [entry for log in list(_LOGS) for entry in log.take()]

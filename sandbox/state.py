@@ -9,6 +9,7 @@ from sandbox.seed import seed_store
 from sandbox.store import ResourceStore
 
 REQUEST_LOG_SIZE = 10_000
+UPLOADS_KEPT = 1_000
 
 
 class SandboxState:
@@ -21,6 +22,7 @@ class SandboxState:
         self.faults = FaultInjector()
         self._log_lock = threading.Lock()
         self._log = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self._uploads = collections.deque(maxlen=UPLOADS_KEPT)
         self.reset()
 
     def reset(self):
@@ -34,6 +36,7 @@ class SandboxState:
         self.faults.clear()
         self.limiter.reset()
         self.clear_log()
+        self.clear_uploads()
 
     def log(self, entry):
         with self._log_lock:
@@ -46,3 +49,16 @@ class SandboxState:
     def clear_log(self):
         with self._log_lock:
             self._log.clear()
+
+    def keep_upload(self, upload):
+        """Remember a multipart upload (``sandbox.uploads.received_upload`` plus method and path)."""
+        with self._log_lock:
+            self._uploads.append(upload)
+
+    def uploads(self):
+        with self._log_lock:
+            return [dict(u) for u in self._uploads]
+
+    def clear_uploads(self):
+        with self._log_lock:
+            self._uploads.clear()

@@ -67,7 +67,9 @@ def create_app(test_config=None, environ=None):
     register_error_handlers(app)
     _require_connector_key(app)
 
-    from server.routes import actions, catalog_pages, health, hooks, triggers, zapier, zapier_choices, zapier_fields
-    for module in (health, catalog_pages, triggers, actions, hooks, zapier, zapier_fields, zapier_choices):
+    from server.routes import (actions, catalog_pages, health, hooks, triggers, zapier, zapier_choices, zapier_fields,
+                               zapier_operations)
+    for module in (health, catalog_pages, triggers, actions, hooks, zapier, zapier_fields, zapier_choices,
+                   zapier_operations):
         app.register_blueprint(module.blueprint)
     return app

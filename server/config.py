@@ -58,6 +58,13 @@ class Settings:
     hook_delivery_timeout: float = 10.0
     # How many REST-hook subscriptions one credential (a token, or an OAuth connection) may hold.
     hook_max_per_credential: int = 200
+    # Uploads: the file URLs callers hand (how Zapier hands files), fetched by ghl.file_fetch.
+    # The largest file, and the time one download may take in all (counted in the GHL call's budget).
+    file_fetch_max_bytes: int = 25 * 1024 * 1024
+    file_fetch_connect_timeout: float = 3.05
+    file_fetch_total_seconds: float = 8.0
+    # Local development and tests only: also fetch from 127.0.0.1, localhost and ::1, over http too.
+    file_fetch_allow_loopback: bool = False
 
     def with_overrides(self, overrides):
         known = {f.name for f in fields(self)}
@@ -118,4 +125,8 @@ def load_settings(environ=None):
         hook_lease_seconds=max(5, _int(environ, "HOOK_LEASE_SECONDS", defaults.hook_lease_seconds)),
         hook_delivery_timeout=max(1.0, _float(environ, "HOOK_DELIVERY_TIMEOUT", defaults.hook_delivery_timeout)),
         hook_max_per_credential=max(1, _int(environ, "HOOK_MAX_PER_CREDENTIAL", defaults.hook_max_per_credential)),
+        file_fetch_max_bytes=max(1024, _int(environ, "FILE_FETCH_MAX_BYTES", defaults.file_fetch_max_bytes)),
+        file_fetch_total_seconds=max(1.0, _float(environ, "FILE_FETCH_TOTAL_SECONDS",
+                                                 defaults.file_fetch_total_seconds)),
+        file_fetch_allow_loopback=_bool(environ.get("FILE_FETCH_ALLOW_LOOPBACK", "")),
     )

@@ -117,6 +117,8 @@ def main():
     if settings.using_sandbox:
         env.setdefault("HOOK_TARGET_HOSTS", "127.0.0.1,localhost")
         env.setdefault("HOOK_ALLOW_HTTP", "1")
+        # Uploads may then fetch files from a server on this machine (the sandbox has no internet).
+        env.setdefault("FILE_FETCH_ALLOW_LOOPBACK", "1")
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
 

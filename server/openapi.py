@@ -101,13 +101,18 @@ def service_openapi(catalog):
                 "parameters": [
                     {"name": "kind", "in": "query", "description": "Empty means every kind.",
                      "schema": {"type": "string", "enum": ["trigger", "action", "search", ""]}},
-                    {"name": "category", "in": "query", "schema": {"type": "string"}},
-                    {"name": "q", "in": "query", "schema": {"type": "string"}},
+                    {"name": "category", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+                    {"name": "service", "in": "query", "description": "A GHL service (spec file), such as invoices.",
+                     "schema": {"type": "string", "maxLength": 100}},
+                    {"name": "origin", "in": "query", "description": "Empty means both.",
+                     "schema": {"type": "string", "enum": ["hand-written", "generated", ""]}},
+                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200}},
                 ],
                 "responses": {"200": _json("Operations", {
                     "type": "object", "required": ["operations", "categories", "counts"],
                     "properties": {"operations": {"type": "array"}, "categories": {"type": "array"},
-                                   "counts": {"type": "object"}}}),
+                                   "services": {"type": "array"}, "origins": {"type": "array"},
+                                   "filters": {"type": "object"}, "counts": {"type": "object"}}}),
                     "400": _error("Bad filter")},
             }},
             "/catalog/{key}": {"get": {

@@ -63,6 +63,25 @@ class GunicornService:
         return self.start()
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "spec_violations_expected: the test sends GHL requests that break "
+                            "GHL's spec on purpose, so the suite's spec check leaves it alone")
+
+
+@pytest.fixture(autouse=True)
+def no_spec_violations(request):
+    """Every request a sandbox in this process receives during a test must fit GHL's specs
+    (``sandbox.spec_validator``): a test whose requests break them fails, unless it is marked
+    ``spec_violations_expected``."""
+    from sandbox.spec_validator import take_violations
+    take_violations()  # what module fixtures or earlier tests left
+    yield
+    found = take_violations()
+    if found and not request.node.get_closest_marker("spec_violations_expected"):
+        pytest.fail("requests broke GHL's spec:\n" + "\n".join(
+            f"{v['method']} {v['path']}: {problem}" for v in found for problem in v["violations"]), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """The sandbox GHL on a loopback port, shared by the session; reset it with ``sandbox_reset``."""

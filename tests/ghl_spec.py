@@ -66,14 +66,16 @@ def parameters_of(operation, place):
 
 
 def body_schema_of(app, operation):
-    """The resolved JSON request-body schema, or None when the operation takes no JSON body."""
+    """The resolved request-body schema (JSON, or multipart/form-data for uploads: ``{}`` when
+    the spec gives that none), or None when the operation takes no such body."""
     body = operation.get("requestBody")
     if not body:
         return None
-    content = body.get("content", {}).get("application/json")
+    contents = body.get("content", {})
+    content = contents.get("application/json", contents.get("multipart/form-data"))
     if content is None:
         return None
-    return resolve(app, content.get("schema"))
+    return resolve(app, content.get("schema")) or {}
 
 
 def window_filled(record, place):

@@ -183,7 +183,7 @@ def test_opportunity_custom_fields_arrive_in_their_write_shape(client, auth, san
     assert response.status_code == 200, response.json
     assert sent_custom_fields(sandbox_reset, "POST", "/opportunities/") == {
         "sandbox-field-3": "Website", "sandbox-field-15": "Acme", "sandbox-field-16": ["Gizmos"],
-        "sandbox-field-17": 12, "sandbox-field-18": ["Budget", "Need"], "sandbox-field-19": "2024-07-04"}
+        "sandbox-field-17": "12", "sandbox-field-18": ["Budget", "Need"], "sandbox-field-19": "2024-07-04"}
     opportunity = stored(sandbox_reset, "/opportunities/", response.json["id"])
     assert {e["id"]: e["fieldValue"] for e in opportunity["customFields"]}["sandbox-field-18"] == ["Budget", "Need"]
 
@@ -350,6 +350,7 @@ def test_sandbox_lists_definitions_by_model(sandbox_reset):
     assert len(models("all")) == len(contact) + len(opportunity)
 
 
+@pytest.mark.spec_violations_expected
 @pytest.mark.parametrize("entry, problem", [
     ({"key": "contact.favorite_color", "field_value": "teal"}, "customFields.0.id should not be empty"),
     ({"id": "sandbox-field-2", "field_value": "42"}, "customFields.0.field_value must be a number"),
@@ -365,6 +366,7 @@ def test_sandbox_refuses_contact_entries_that_do_not_fit_their_type(entry, probl
     assert any(message.startswith(problem) for message in response.json()["message"]), response.json()
 
 
+@pytest.mark.spec_violations_expected
 def test_sandbox_takes_an_opportunity_key_for_a_string_value_but_not_on_upsert(sandbox_reset):
     created = sandbox_call(sandbox_reset, "POST", "/opportunities/", json={
         "locationId": LOCATION, "pipelineId": "sandbox-pipeline-1", "name": "Keyed", "status": "open",

@@ -382,7 +382,7 @@ CASES = [
          burst=lambda g, ctx, settle: [{"id": i} for i in new_contacts(g, ctx, settle)]),
     dict(key="contact_updated", inputs={"fields": ["email", "phone"]}, setup=contact_pool(["lead"]),
          event=contact_changed,
-         other=lambda g, ctx: (g.update_contact("sandbox-contact-1", companyName="Acme"),
+         other=lambda g, ctx: (g.update_contact("sandbox-contact-1", website="https://acme.example"),
                                g.update_contact("sandbox-contact-4", timezone="Europe/London"),
                                g.add_tags("sandbox-contact-5", "vip"))),
     dict(key="contact_tag_added", inputs={"tag": "VIP"}, setup=contact_pool(["lead"]),

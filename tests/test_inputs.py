@@ -146,3 +146,18 @@ def test_numbers_must_be_finite(value):
 def test_json_inputs_given_as_text_are_read_strictly_and_within_the_limits(text, problem):
     record = {"inputs": [{"key": "j", "label": "j", "type": "json", "in": "body"}]}
     assert problems(record, {"j": text}) == {"j": problem}
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "  ", "x" * 65, "a b", "id/../x", "{file_id}"])
+def test_a_value_that_names_a_file_part_is_a_plain_id(value):
+    record = CATALOG.get("upload_file_to_contact_custom_field")
+    inputs = {"contactId": "c1", "locationId": "loc", "customFieldId": value, "file": "https://files.example/a.pdf"}
+    with pytest.raises(InvalidInput) as refused:
+        validate_inputs(record, inputs)
+    assert "customFieldId" in refused.value.fields
+
+
+def test_a_custom_field_id_names_its_file_part():
+    record = CATALOG.get("upload_file_to_contact_custom_field")
+    inputs = {"contactId": "c1", "locationId": "loc", "customFieldId": "Abc_12-x", "file": "https://files.example/a.pdf"}
+    assert validate_inputs(record, inputs)["customFieldId"] == "Abc_12-x"

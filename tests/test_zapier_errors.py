@@ -59,6 +59,7 @@ def test_a_revoked_token_asks_the_user_to_reconnect_everywhere(zapier_runtime, a
         assert_readable(error["message"], revoked)
 
 
+@pytest.mark.spec_violations_expected
 def test_a_ghl_422_on_a_create_reads_as_ghls_reason_and_the_code(zapier_runtime, app_dir, service, sandbox_reset,
                                                                   tmp_path):
     body = {"type": "Pigeon", "subType": "SMS", "status": "bogus", "contactId": "sandbox-contact-1"}

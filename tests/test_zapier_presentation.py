@@ -1,7 +1,8 @@
-"""How the Zapier app presents each catalog operation (zapier_app.presentation), over every
-record of the catalog: roles, labels, descriptions, nouns, input fields and connection help,
-judged by Zapier's integration checks (D002, D008, D011, D018, D021) and publishing
-requirements, with the named decisions pinned record by record."""
+"""How the Zapier app presents each catalog operation (zapier_app.presentation): roles, labels,
+descriptions and nouns of every hand-written record (a step of its own), input fields of those
+and of every generated record (shown once chosen in Run a GHL Operation or New Item in a GHL
+List), and connection help, judged by Zapier's integration checks (D002, D008, D011, D018, D021)
+and publishing requirements, with the named decisions pinned record by record."""
 
 import re
 
@@ -11,10 +12,13 @@ from actions.api_request import API_REQUEST
 from catalog.registry import load_catalog
 from zapier_app import checks
 from zapier_app import choices as dropdowns
+from zapier_app import operation_picker
 from zapier_app import presentation as p
+from zapier_app.definition import zapier_app_definition
 
 CATALOG = load_catalog()
-RECORDS = list(CATALOG.operations)
+RECORDS = [record for record in CATALOG.operations if record["origin"] == "hand-written"]
+CHOSEN = [record for step in operation_picker.STEPS for record in operation_picker.offered(CATALOG, step)]
 ROLES = {record["key"]: p.role(record) for record in RECORDS}
 PLATFORM = re.compile(r"\bGHL\b|HighLevel|LeadConnector", re.IGNORECASE)
 
@@ -37,7 +41,7 @@ def shown(key, input_key):
 
 def shown_fields():
     """``(record, input, presentation)`` of every input a Zap builder can see."""
-    for rec in of_role("trigger", "search", "create") + [API_REQUEST]:
+    for rec in of_role("trigger", "search", "create") + [API_REQUEST] + CHOSEN:
         for f in rec["inputs"]:
             if f.get("location") or f.get("in") == "custom_fields":
                 continue
@@ -306,7 +310,7 @@ def test_links_examples_and_placeholders_sit_in_backticks():
 
 
 def test_no_choice_label_is_a_raw_code():
-    for rec in RECORDS + [API_REQUEST]:
+    for rec in RECORDS + [API_REQUEST] + CHOSEN:
         for f in rec["inputs"]:
             if not f.get("choices"):
                 continue
@@ -360,7 +364,7 @@ def test_settings_a_zap_builder_chooses_stay_visible(key, input_key):
 
 
 def test_only_inputs_the_service_can_fill_are_hidden():
-    for rec in RECORDS + [API_REQUEST]:
+    for rec in RECORDS + [API_REQUEST] + CHOSEN:
         for f in rec["inputs"]:
             if p.field_presentation(rec, f).get("hidden"):
                 assert not f.get("required") or f.get("default") is not None or f.get("default_input"), \
@@ -380,3 +384,10 @@ def test_connection_fields_link_to_where_the_value_is():
     assert p.BUSINESS_PROFILE_HELP in help_texts["locationId"]
     assert "[the server](https://ghl.example.com/)" in help_texts["connectorKey"]
     assert set(p.AUTH_FIELDS_HELP) == {"token", "locationId", "connectorKey"}
+
+
+def test_a_step_only_some_tokens_may_run_says_which_token_it_needs():
+    definition = zapier_app_definition(CATALOG, "https://service.example", False)
+    assert "Needs an agency token" in definition["creates"]["create_location"]["display"]["description"]
+    assert "agency token" in definition["searches"]["get_company"]["display"]["description"]
+    assert "Needs an" not in definition["creates"]["create_contact"]["display"]["description"]

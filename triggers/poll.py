@@ -1,6 +1,7 @@
 """``poll_once``: the only polling code. The web endpoint and the REST-hook worker both call it.
 
-One poll: fetch GHL (one page, or more while every item on a page is new: catch-up), turn
+One poll: fetch GHL (one page, or more while every item on a page is new: catch-up; every page
+up to the cap where the record says GHL's order is unknown), turn
 items into candidates with stable identities, and let the dedupe store decide the answer.
 Nothing is recorded until every GHL request has succeeded, so a failed poll records nothing
 and the next poll delivers the same items.
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LIVE = "live"
 SAMPLE = "sample"
+# ``response.order`` of a list whose order nobody documents (catalog/operations/README.md).
+UNKNOWN_ORDER = "unknown"
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,11 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich
         identities = [candidate_for(record, item).identity for item in page]
         return not store.known(scope, identities)
 
+    if record["response"].get("order") == UNKNOWN_ORDER:
+        # Nobody knows where GHL puts new items: read every page up to the cap, every poll
+        # (the first one too, so that what it remembers is the whole list).
+        items = fetch_pages(client, record, inputs, token, limits.catch_up_pages, lambda page: True)
+        return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))
     max_pages = limits.catch_up_pages if store.has_scope(scope) else 1
     items = fetch_pages(client, record, inputs, token, max_pages, wants_next_page)
     return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))

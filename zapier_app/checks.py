@@ -108,8 +108,12 @@ def _justified_exceptions():
     id_inputs["searches.find_location_by_id.inputFields.locationId"] = (
         "the location looked up: blank means the connection's own; GHL lists an agency's locations only "
         "to an agency token, which a location connection is not")
+    filters_first = ("the optional Service and Search Operations inputs narrow the required Operation dropdown, "
+                     "which Zapier fills from the inputs above it")
     return {
         "D004": id_inputs,
+        "P-FIELD-ORDER": {"creates.run_ghl_operation.inputFields.operation": filters_first,
+                          "triggers.new_ghl_list_item.inputFields.operation": filters_first},
         "P-DELETE-ACTION": {"creates.*.display.label": (
             "agencies automate clean-up (a contact who asks to be forgotten, a stale task or note); "
             "this is a private integration, and each delete says in its description that it is permanent")},

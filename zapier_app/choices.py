@@ -158,7 +158,9 @@ INPUT_SOURCES = {
 }
 
 # Inputs of one record: (record key, input key) -> source.
-RECORD_KEY_SOURCES = {("search_users", "ids"): "users"}
+RECORD_KEY_SOURCES = {("search_users", "ids"): "users", ("create_custom_object_record", "owner"): "users",
+                      ("update_custom_object_record", "owner"): "users",
+                      ("upload_file_to_contact_custom_field", "customFieldId"): "contact_custom_fields"}
 
 # Inputs whose list depends on what the record is about: (input key, path prefix) -> source
 # (None: no list); the longest matching prefix wins over INPUT_SOURCES.
@@ -213,6 +215,12 @@ UNCOVERED = {
                                                   "blank, the calendar's default is used"),
     ("create_calendar_notification", "additionalEmailIds"): "email addresses, not GHL ids",
     ("update_notification", "additionalEmailIds"): "email addresses, not GHL ids",
+    ("update_custom_object_record", "id"): ("a record of the custom object the step names by its key, which a "
+                                            "dropdown cannot know beforehand; map it from a trigger or search"),
+    ("upload_media_file", "parentId"): ("a folder of the media library, which GHL lists only among its files; "
+                                        "left blank, the file goes to the library's top level"),
+    ("upload_custom_field_file", "id"): ("a contact's, an opportunity's or a custom field's id, by the field the "
+                                         "file is for; map it from a trigger or search"),
 }
 
 

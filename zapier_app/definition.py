@@ -19,6 +19,10 @@ Every id a user would otherwise type is a dropdown (``zapier_app.choices``: hidd
 custom fields are loaded from the connection's location (``zapier_app.fields``). Samples and
 output fields are the record's sample as the service answers it.
 
+Only hand-written records are steps of their own. The operations generated from GHL's specs are
+reached through two generic steps, "Run a GHL Operation" and "New Item in a GHL List", whose
+Operation dropdown offers them (``zapier_app.generic_steps``, ``zapier_app.operation_picker``).
+
 Functions in the definition are Zapier's serialized placeholders (``$func$2$f$``); ``index.js``
 replaces each with the real one and refuses to load if one is left over. Pure: no I/O.
 """
@@ -29,7 +33,7 @@ from catalog.registry import KEY_PATTERN
 from ghl.enrichment import enrich_sample
 from ghl.response_items import wrap
 from triggers.identity import candidate_for
-from zapier_app import choices, presentation
+from zapier_app import choices, generic_steps, presentation
 from zapier_app.fields import body_template, input_fields, record_output_fields
 
 ZAPIER_PLATFORM_VERSION = "19.1.0"
@@ -197,6 +201,17 @@ def search_or_creates(searches, creates):
     return combos
 
 
+def _hand_written(catalog, kind):
+    return [record for record in catalog.of_kind(kind) if record.get("origin") != "generated"]
+
+
+def _new_keys(group, added):
+    taken = set(group) & set(added)
+    if taken:
+        raise ValueError(f"{sorted(taken)} are catalog keys and generic step keys at once")
+    return added
+
+
 def zapier_app_definition(catalog, server_url, connector_key_required, version=DEFAULT_APP_VERSION):
     """The Zapier app definition (a JSON-ready dict) for the service at ``server_url``.
 
@@ -205,7 +220,7 @@ def zapier_app_definition(catalog, server_url, connector_key_required, version=D
     """
     server_url = server_url.rstrip("/")
     triggers, searches, creates = {}, {}, {}
-    for record in catalog.of_kind("trigger"):
+    for record in _hand_written(catalog, "trigger"):
         role = presentation.role(record)
         if role == "search":
             searches[record["key"]] = action(record, server_url, catalog, "search")
@@ -215,11 +230,13 @@ def zapier_app_definition(catalog, server_url, connector_key_required, version=D
                 twin = instant_trigger(record, polling, server_url, catalog)
                 triggers[twin["key"]] = twin
     triggers.update(choices.choice_triggers(server_url, catalog))
-    for record in catalog.of_kind("search"):
+    triggers.update(_new_keys(triggers, generic_steps.generic_triggers(server_url, catalog)))
+    for record in _hand_written(catalog, "search"):
         searches[record["key"]] = action(record, server_url, catalog, "search")
-    for record in catalog.of_kind("action"):
+    for record in _hand_written(catalog, "action"):
         creates[record["key"]] = action(record, server_url, catalog, "create")
     creates[API_REQUEST["key"]] = action(API_REQUEST, server_url, catalog, "create")
+    creates.update(_new_keys(creates, generic_steps.generic_creates(server_url, catalog)))
     for group in (triggers, searches, creates):
         for key in group:
             if not KEY_PATTERN.match(key):

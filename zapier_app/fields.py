@@ -28,6 +28,8 @@ INPUT_TYPES = {
     "boolean": "boolean",
     "datetime": "datetime",
     "json": "json",
+    # Zapier hands a file as a URL it hosts; the service fetches it (ghl/file_fetch.py).
+    "file": "file",
 }
 
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")

@@ -179,6 +179,68 @@ const fieldsFrom = (operationKey, purpose) => async (z, bundle) => {
 const withFieldLoaders = (fields, operationKey, purpose) =>
   fields.map((field) => (field === FUNCTION_2 ? fieldsFrom(operationKey, purpose) : field));
 
+// ----------------------------------------------------------------------------- generic steps
+
+// "Run a GHL Operation" and "New Item in a GHL List" (zapier_app/generic_steps.py): the user
+// chooses the operation; its fields come from the service, and the step posts to its route.
+const GENERIC_STEPS = {
+  creates: { run_ghl_operation: '/actions/' },
+  triggers: { new_ghl_list_item: '/triggers/' },
+};
+// The steps' own inputs, which choose the operation and are not the operation's.
+const STEP_INPUTS = ['operation', 'operation_search', 'operation_service'];
+
+const chosenOperation = (bundle) => {
+  const operation = bundle.inputData && bundle.inputData.operation;
+  return typeof operation === 'string' && operation.trim() ? operation.trim() : null;
+};
+
+const chosenFields = (purpose) => async (z, bundle) => {
+  const operation = chosenOperation(bundle);
+  if (!operation) {
+    return [];
+  }
+  const response = await z.request({
+    url: `${SERVER}/zapier/operations/${encodeURIComponent(operation)}/fields`,
+    method: 'GET',
+    params: { for: purpose },
+  });
+  return Array.isArray(response.data) ? response.data : [];
+};
+
+const runChosen = (route, isTrigger) => async (z, bundle) => {
+  const operation = chosenOperation(bundle);
+  if (!operation) {
+    throw new z.errors.Error('Choose the operation to run in the Operation field (missing_operation)',
+      'missing_operation', 400);
+  }
+  const inputs = Object.fromEntries(Object.entries(bundle.inputData || {})
+    .filter(([key]) => !STEP_INPUTS.includes(key)));
+  const response = await z.request({
+    url: `${SERVER}${route}${encodeURIComponent(operation)}`,
+    method: 'POST',
+    body: inputs,
+  });
+  // A create answers one object: a look-up's list comes as its count and line items.
+  if (!isTrigger && Array.isArray(response.data)) {
+    return { count: response.data.length, items: response.data };
+  }
+  return response.data;
+};
+
+for (const [group, steps] of Object.entries(GENERIC_STEPS)) {
+  for (const [key, route] of Object.entries(steps)) {
+    const operation = definition[group] && definition[group][key] && definition[group][key].operation;
+    if (!operation) {
+      continue;
+    }
+    operation.perform = runChosen(route, group === 'triggers');
+    for (const [name, purpose] of [['inputFields', 'input'], ['outputFields', 'output']]) {
+      operation[name] = operation[name].map((field) => (field === FUNCTION_2 ? chosenFields(purpose) : field));
+    }
+  }
+}
+
 // ----------------------------------------------------------------------------- wiring
 
 definition.authentication.connectionLabel = connectionLabel;

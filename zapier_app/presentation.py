@@ -258,8 +258,9 @@ def trigger_label(record, catalog=None):
     else:
         label = f"New {noun(record)}"
     if catalog is not None:
+        # Generated records are no triggers of the app (``zapier_app.operation_picker``).
         others = [r for r in catalog.of_kind("trigger") if r["key"] != record["key"]
-                  and role(r) in ("trigger", "dropdown")]
+                  and r.get("origin") != "generated" and role(r) in ("trigger", "dropdown")]
         if any(trigger_label(r) == label for r in others):
             label = f"{label} ({record['name']})"
     return label[:MAX_LABEL]
@@ -280,7 +281,7 @@ def _summary_as_trigger_description(record):
 def trigger_display(record, catalog=None):
     """``{"label", "description"}`` of a trigger (D018 title case, D021 "Triggers when ….")."""
     description = TRIGGER_DESCRIPTIONS.get(record["key"]) or _summary_as_trigger_description(record)
-    return {"label": trigger_label(record, catalog), "description": description}
+    return {"label": trigger_label(record, catalog), "description": with_access_note(record, description)}
 
 
 def wants_instant_twin(record):
@@ -375,6 +376,20 @@ CREATE_DESCRIPTIONS = {
 }
 
 
+# What a step whose record has ``access`` says of the token it needs (GHL refuses the others).
+ACCESS_NOTES = {
+    ("agency",): ("agency token", "Needs an agency token; a sub-account's token is refused."),
+    ("oauth",): ("oauth", "Needs an OAuth connection; Private Integration tokens are refused."),
+    ("agency", "oauth"): ("agency", "Needs an agency's OAuth connection; other tokens are refused."),
+}
+
+
+def with_access_note(record, description):
+    """``description``, plus the token the step needs where its record has ``access`` (unless it says so)."""
+    said, note = ACCESS_NOTES.get(tuple(sorted(record.get("access") or ())), (None, None))
+    return f"{description} {note}" if note and said not in description.lower() else description
+
+
 def search_display(record):
     """``{"label", "description"}`` of a search ("Find …", "Finds …."), also for a trigger the app
     presents as a search."""
@@ -391,7 +406,7 @@ def search_display(record):
         description = _sentence(re.sub(r"^Looks up\b", "Finds", PLATFORM_NAME.sub("", record["summary"]).strip()))
     else:
         description = f"Finds {with_article(lower_noun(noun(record)))} by ID."
-    return {"label": label[:MAX_LABEL], "description": description}
+    return {"label": label[:MAX_LABEL], "description": with_access_note(record, description)}
 
 
 def operation_label(record):
@@ -417,7 +432,7 @@ def create_display(record):
         if adverb:
             description = f"{adverb.group(2).capitalize()} {adverb.group(3)} {adverb.group(1).lower()}"
         description = _sentence(description)
-    return {"label": label[:MAX_LABEL], "description": description}
+    return {"label": label[:MAX_LABEL], "description": with_access_note(record, description)}
 
 
 # ----------------------------------------------------------------------------- input fields
@@ -432,6 +447,7 @@ DROPDOWN_LABELS = {
     "Author User ID": "Author",
     "Author ID": "Author",
     "Group ID": "Calendar Group",
+    "Owner User ID": "Owner",
 }
 
 # Inputs the service fills when they are left out, which a Zap builder has no reason to set.
@@ -473,7 +489,7 @@ FILLER_WORDS = {"a", "an", "the", "of", "for", "this", "that", "these", "your", 
                 "required", "here", "value", "field", "you", "want", "use", "used", "which", "record", "item",
                 "new", "address", "number", "current", "one", "more", "give", "given"}
 
-JSON_START = re.compile(r"[\[{](?=\s*[\[{\"])")
+JSON_START = re.compile(r"[\[{](?=\s*[\[{\"\]}])")  # an empty [] or {} too: "[] (x)" is no link
 BARE_URL = re.compile(r"(?<![`(<])\bhttps?://[^\s`)]+?(?=[.,;:!?)]?(?:\s|$))")
 PLACEHOLDER = re.compile(r"(?<!`){{[^{}]+}}(?!`)")
 TRIGGER_SHOWS = re.compile(r"\s*\((?:the )?[^()]*?\btrigger shows[^()]*\)|\s*(?:^|(?<=[.;] ))[^.;]*?\btrigger "

@@ -10,7 +10,7 @@ from catalog.inputs import fill_location, validate_inputs
 from ghl.custom_fields import resolve_custom_field_inputs
 from server.app import services
 from server.errors import ApiError
-from server.routes.caller import bearer_token, location_header, operation, request_inputs
+from server.routes.caller import bearer_token, explained_access, location_header, operation, request_inputs
 from zapier_app.presentation import role
 
 blueprint = Blueprint("actions", __name__)
@@ -28,4 +28,6 @@ def run_action(key):
     inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
     shared = services()
     inputs = resolve_custom_field_inputs(shared.client, token, location_header(), record, inputs)
-    return jsonify(run_operation(shared.client, record, inputs, token, app_url=shared.settings.ghl_app_url))
+    with explained_access(record):
+        answer = run_operation(shared.client, record, inputs, token, app_url=shared.settings.ghl_app_url)
+    return jsonify(answer)

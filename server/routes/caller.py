@@ -5,6 +5,7 @@ from contextlib import contextmanager
 
 from flask import request
 
+from ghl.errors import GhlError
 from server.app import services
 from server.errors import ApiError
 from server.request_limits import JsonRefused, parse_json
@@ -108,3 +109,23 @@ def operation(key, kinds):
         what = " or ".join(kinds)
         raise ApiError(404, "unknown_operation", f"There is no {what} called {key!r} in the catalog.")
     return record
+
+
+# What a record's ``access`` (from the spec's security) asks of the token, for GHL's 401 and 403.
+ACCESS_NEEDS = {
+    "agency": "an agency token (it acts on the agency, not on a sub-account)",
+    "oauth": "an OAuth access token from a Marketplace app (GHL refuses Private Integration tokens here)",
+}
+
+
+@contextmanager
+def explained_access(record):
+    """A GHL 401 or 403 for an operation only some tokens may call says which (``access``)."""
+    try:
+        yield
+    except GhlError as error:
+        if error.status in (401, 403) and record.get("access"):
+            needs = " or ".join(ACCESS_NEEDS[a] for a in record["access"])
+            error.message = f"{error.message} This operation needs {needs}."
+            error.details.setdefault("access", list(record["access"]))
+        raise

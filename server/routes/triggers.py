@@ -6,7 +6,7 @@ from catalog.inputs import fill_location, validate_inputs
 from ghl.credentials import credential_id
 from server.app import services
 from server.errors import ApiError
-from server.routes.caller import bearer_token, location_header, operation, request_inputs
+from server.routes.caller import bearer_token, explained_access, location_header, operation, request_inputs
 from triggers.poll import LIVE, SAMPLE, PollLimits, poll_once, scope_for
 
 blueprint = Blueprint("triggers", __name__)
@@ -41,7 +41,8 @@ def poll_trigger(key):
     inputs = validate_inputs(record, fill_location(record, request_inputs(), location_header()))
     shared = services()
     scope = scope_for(credential_id(shared.secret_key, token), key, inputs, subscriber=subscriber)
-    items = poll_once(shared.client, shared.store, record, inputs, token, scope,
-                      PollLimits.from_settings(shared.settings), mode=mode,
-                      app_url=shared.settings.ghl_app_url)
+    with explained_access(record):
+        items = poll_once(shared.client, shared.store, record, inputs, token, scope,
+                          PollLimits.from_settings(shared.settings), mode=mode,
+                          app_url=shared.settings.ghl_app_url)
     return jsonify(items)
