@@ -1,6 +1,6 @@
 """The OpenAPI description of this service's own endpoints (not GHL's)."""
 
-from zapier_app.choices import CHOICE_SOURCES, available
+from zapier_app.choices import available, sources
 from zapier_app.presentation import role
 
 ERROR_SCHEMA = {
@@ -27,7 +27,7 @@ def _json(description, schema):
 def service_openapi(catalog):
     trigger_keys = [r["key"] for r in catalog.of_kind("trigger")]
     all_keys = [r["key"] for r in catalog.of_kind("trigger", "action", "search")]
-    choice_sources = [name for name in CHOICE_SOURCES if available(name, catalog)]
+    choice_sources = [name for name in sources(catalog) if available(name, catalog)]
     action_keys = [r["key"] for r in catalog.of_kind("action", "search", "trigger")
                    if r["kind"] != "trigger" or role(r) == "search"] + ["api_request"]
     auth_params = [

@@ -14,7 +14,7 @@ from catalog.registry import load_catalog
 from tests.conftest import LOCATION, operation_requests
 from tests.test_zapier_app import fired_by_zapier
 from tests.zapier_harness import trigger
-from zapier_app import fields, operation_picker as picker
+from zapier_app import choices, fields, operation_picker as picker
 from zapier_app.definition import zapier_app_definition
 from zapier_app.generic_steps import DROPDOWN_KEYS, POLL_KEY, RUN_KEY
 
@@ -25,6 +25,9 @@ URL = "https://ghl.example.com"
 RUN = f"creates.{RUN_KEY}.operation"
 POLL = f"triggers.{POLL_KEY}.operation"
 GENERIC_TRIGGERS = {POLL_KEY, *DROPDOWN_KEYS.values()}
+# The hidden dropdowns of generated lists that fill inputs of generated operations.
+LIST_DROPDOWNS = {choices.TRIGGER_PREFIX + name for name, source in choices.sources(CATALOG).items()
+                  if source.get("generated")}
 
 INVOICE_INPUTS = {
     "name": "Zapier invoice", "currency": "USD", "issueDate": "2026-01-15", "liveMode": False,
@@ -50,7 +53,7 @@ def test_generated_records_are_no_steps_and_hand_written_ones_are_as_before():
     generated_keys = {r["key"] for r in GENERATED}
     for group in ("triggers", "searches", "creates"):
         assert not {key.removesuffix("_instant") for key in app[group]} & generated_keys, group
-    assert set(app["triggers"]) - set(before["triggers"]) == GENERIC_TRIGGERS
+    assert set(app["triggers"]) - set(before["triggers"]) == GENERIC_TRIGGERS | LIST_DROPDOWNS
     assert set(app["creates"]) - set(before["creates"]) == {RUN_KEY}
     for group in ("triggers", "searches", "creates"):
         for key, entry in before[group].items():
@@ -62,7 +65,9 @@ def test_the_app_stays_the_size_of_the_hand_written_catalog():
     app = zapier_app_definition(CATALOG, URL, False)
     before = zapier_app_definition(HAND_WRITTEN, URL, False)
     assert len(CATALOG) - len(HAND_WRITTEN) == len(GENERATED) >= 400
-    assert len(app["triggers"]) == len(before["triggers"]) + 3  # the list trigger and two hidden dropdowns
+    # The list trigger, two hidden operation dropdowns, and at most one hidden dropdown per generated list.
+    assert len(app["triggers"]) == len(before["triggers"]) + 3 + len(LIST_DROPDOWNS)
+    assert len(LIST_DROPDOWNS) <= len(picker.offered(CATALOG, "poll"))
     assert len(app["searches"]) == len(before["searches"])
     assert len(app["creates"]) == len(before["creates"]) + 1
     def visible(definition):
@@ -372,3 +377,38 @@ def test_the_generic_steps_fail_with_readable_errors(zapier_runtime, app_dir, se
     assert results["not_a_list"]["error"]["message"].endswith("(unknown_operation)")
     assert results["odd_key"]["error"]["message"].endswith(("(unknown_operation)", "(not_found)"))
     assert _requests_to(sandbox_reset, "/products") == [], "nothing reached GHL"
+
+
+def test_a_generated_operations_id_field_is_a_dropdown_of_the_generated_list(zapier_runtime, app_dir, service,
+                                                                               sandbox_reset, tmp_path):
+    """Get Product by ID through "Run a GHL Operation": its productId field is a dropdown that lists
+    the location's products by name, and the product chosen there is the one the operation reads."""
+    fill = {"isFillingDynamicDropdown": True, "page": 0}
+    made = zapier_runtime.run(app_dir, [
+        {"name": name, "path": f"{RUN}.perform", "bundle": {"inputData": {
+            "operation": "create_product", "name": name, "productType": "PHYSICAL"}}}
+        for name in ("Dropdown Mug", "Dropdown Cap")], tmp_path)
+    assert all(r["ok"] for r in made.values()), made
+    results = zapier_runtime.run(app_dir, [
+        {"name": "fields", "path": f"{RUN}.inputFields.3", "bundle": {"inputData": {"operation": "get_product_by_id"}}},
+        {"name": "dropdown", "path": trigger("choices_list_products"), "bundle": {"meta": fill}},
+    ], tmp_path)
+    assert all(r["ok"] for r in results.values()), {n: r.get("error") for n, r in results.items() if not r["ok"]}
+    product_id = {f["key"]: f for f in results["fields"]["result"]}["productId"]
+    assert product_id["dynamic"] == "choices_list_products.id.name" and product_id["required"]
+    trigger_key, id_field, label_field = product_id["dynamic"].split(".")
+    offered = {c[label_field]: c[id_field] for c in results["dropdown"]["result"]}
+    assert {"Dropdown Mug", "Dropdown Cap"} <= set(offered)
+    assert offered["Dropdown Cap"] == made["Dropdown Cap"]["result"]["id"]
+
+    chosen = zapier_runtime.run(app_dir, [
+        {"name": "get", "path": f"{RUN}.perform",
+         "bundle": {"inputData": {"operation": "get_product_by_id", "productId": offered["Dropdown Cap"]}}},
+    ], tmp_path)["get"]
+    assert chosen["ok"], chosen.get("error")
+    found = chosen["result"]
+    assert found["count"] == 1 and found["items"][0]["name"] == "Dropdown Cap"
+    sent = [r for r in _requests_to(sandbox_reset, "/products/") if r["method"] == "GET"]
+    assert f"/products/{offered['Dropdown Cap']}" in {r["path"] for r in sent}
+    assert "/zapier/choices/list_products" in {r["path"] for r in service.received}
+    assert _violations(sandbox_reset, ("/products",)) == []

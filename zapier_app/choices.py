@@ -27,13 +27,19 @@ A source declares:
 - ``search``: the search that finds the id from something mappable ("map an email");
 - ``enrich``: items get ``ghl.enrichment``'s keys first (an opportunity's ``stageName`` and
   ``pipelineName``), and ``outcome``, the status of one no longer open.
+
+Besides ``CHOICE_SOURCES`` (hand-written), every generated GHL list that can fill a dropdown is
+a source named by its record key (``zapier_app.list_dropdowns``), for the inputs no hand-written
+source fills; ``sources(catalog)`` holds both.
 """
 
 import functools
 import re
+import weakref
 
 from catalog.pagination import pagination_style
 from ghl.response_items import dig
+from zapier_app import list_dropdowns
 
 ROUTE_PREFIX = "/zapier/choices/"
 TRIGGER_PREFIX = "choices_"
@@ -234,10 +240,46 @@ def _catalog(catalog):
     return _default_catalog() if catalog is None else catalog
 
 
+def sources(catalog=None):
+    """{name: source}: the hand-written sources, then the generated lists that fill an input
+    (a list no input asks for gets no hidden trigger)."""
+    catalog = _catalog(catalog)
+    generated = list_dropdowns.usable_lists(catalog)
+    used = _used_lists(catalog)
+    return {**CHOICE_SOURCES, **{name: generated[name] for name in generated
+                                 if name in used and name not in CHOICE_SOURCES}}
+
+
+def _used_lists(catalog):
+    try:
+        return _USED_LISTS[catalog]
+    except (KeyError, TypeError):
+        pass
+    used = {list_dropdowns.list_for_input(record, field, catalog) for record in catalog
+            for field in record["inputs"] if not field.get("choices") and not field.get("location")
+            and _record_about(record, field) is None}
+    used.discard(None)
+    try:
+        _USED_LISTS[catalog] = used
+    except TypeError:
+        pass
+    return used
+
+
+_USED_LISTS = weakref.WeakKeyDictionary()
+
+
+def find_source(name, catalog=None):
+    """Source ``name`` (hand-written or a generated list), or None."""
+    if name in CHOICE_SOURCES:
+        return CHOICE_SOURCES[name]
+    return sources(catalog).get(name) if isinstance(name, str) else None
+
+
 def available(name, catalog=None):
     """Whether source ``name`` exists and its catalog record is loaded."""
-    source = CHOICE_SOURCES.get(name)
-    return source is not None and _catalog(catalog).get(source["record"]) is not None
+    found = find_source(name, catalog)
+    return found is not None and _catalog(catalog).get(found["record"]) is not None
 
 
 def step_keys(source):
@@ -253,7 +295,7 @@ CUSTOM_FIELD_SLOT = re.compile(r"^custom_field_\d+_id$")
 
 
 def _record_about(record, field):
-    """The source (declared, maybe not yet available) for ``field`` of ``record``, or None."""
+    """The hand-written source (declared, maybe not yet available) for ``field`` of ``record``, or None."""
     key = field["key"]
     if CUSTOM_FIELD_SLOT.match(key):
         model = (record.get("custom_fields") or {}).get("model")
@@ -269,18 +311,20 @@ def _record_about(record, field):
     return INPUT_SOURCES.get(key)
 
 
-def declared_source(record, field):
+def declared_source(record, field, catalog=None):
     """The source meant for ``field`` of ``record``, whether or not its record is in the catalog;
     None when no list fits, or the step lacks the input the list is of."""
     if field.get("choices") or field.get("location"):
         return None
     name = _record_about(record, field)
-    source = CHOICE_SOURCES.get(name)
-    if source is None or source["record"] == record["key"]:
+    if name is None:
+        return list_dropdowns.list_for_input(record, field, _catalog(catalog))
+    found = CHOICE_SOURCES.get(name)
+    if found is None or found["record"] == record["key"]:
         return None
     inputs = {f["key"]: f for f in record["inputs"]}
-    if source.get("requires") and not any(k in inputs for k in source["requires"]) \
-            and not any(k in PICKER_PARENTS for k in source["requires"]):
+    if found.get("requires") and not any(k in inputs for k in found["requires"]) \
+            and not any(k in PICKER_PARENTS for k in found["requires"]):
         return None
     if name == "calendars" and inputs.get("groupId", {}).get("in") in FILTER_PLACES:
         return "group_calendars"
@@ -289,7 +333,7 @@ def declared_source(record, field):
 
 def source_for_input(record, field, catalog=None):
     """The source that fills ``field`` (a catalog input) of ``record``, or None."""
-    name = declared_source(record, field)
+    name = declared_source(record, field, catalog)
     return name if name is not None and available(name, catalog) else None
 
 
@@ -297,9 +341,9 @@ def uncovered_reason(record, field, catalog=None):
     """Why ``field`` of ``record`` has no dropdown (None when it has one, or no reason is known)."""
     if source_for_input(record, field, catalog):
         return None
-    name = declared_source(record, field)
+    name = declared_source(record, field, catalog)
     if name is not None:
-        pending = CHOICE_SOURCES[name]["record"]
+        pending = find_source(name, catalog)["record"]
         return (f"GHL lists them ({PENDING_RECORDS.get(pending, pending)}), but the catalog has no record "
                 f"{pending} yet")
     return UNCOVERED.get((record["key"], field["key"]))
@@ -317,8 +361,8 @@ def _pages(source, record):
 
 def pages(name, catalog=None):
     """Whether source ``name`` answers further pages for Zapier's "load more"."""
-    source = CHOICE_SOURCES[name]
-    return _pages(source, _catalog(catalog).get(source["record"]))
+    found = find_source(name, catalog)
+    return _pages(found, _catalog(catalog).get(found["record"]))
 
 
 def picker_fields(record, field, catalog=None):
@@ -330,7 +374,7 @@ def picker_fields(record, field, catalog=None):
     name = source_for_input(record, field, catalog)
     if name is None:
         return []
-    requires = CHOICE_SOURCES[name].get("requires", ())
+    requires = find_source(name, catalog).get("requires", ())
     inputs = {f["key"] for f in record["inputs"]}
     if not requires or any(k in inputs for k in requires):
         return []
@@ -354,14 +398,14 @@ def dropdown_for(record, field, catalog=None, kind=None):
     name = source_for_input(record, field, catalog)
     if name is None:
         return None
-    source = CHOICE_SOURCES[name]
+    found = find_source(name, catalog)
     properties = {"dynamic": f"{TRIGGER_PREFIX}{name}.id.name"}
-    search = source.get("search")
+    search = found.get("search")
     if search and search != record["key"] and (kind or record["kind"]) != "trigger" \
             and _catalog(catalog).get(search) is not None:
         properties["search"] = f"{search}.id"
     inputs = {f["key"] for f in record["inputs"]}
-    depends = [k for k in source.get("requires", ()) + source.get("depends", ()) if k in inputs and k != field["key"]]
+    depends = [k for k in found.get("requires", ()) + found.get("depends", ()) if k in inputs and k != field["key"]]
     if depends:
         properties["dependsOn"] = depends
     return properties
@@ -371,29 +415,42 @@ def _sample(source):
     return {"id": f"sample-{source['noun'].lower().replace(' ', '-')}-1", "name": f"Sample {source['noun']}"}
 
 
+SERVICE_WORDS = {"saas": "SaaS", "api": "API", "ai": "AI", "isv": "ISV", "oauth": "OAuth"}
+
+
+def _display(name, found):
+    """A generated list's trigger is named by its noun and service ("Agent Dropdown (Voice AI)"):
+    two services list agents."""
+    if found.get("generated"):
+        service = " ".join(SERVICE_WORDS.get(w, w.capitalize()) for w in found["service"].split("-") if w)
+        return (f"{found['noun']} Dropdown ({service})",
+                f"Triggers when Zapier loads the {found['noun'].lower()} choices ({service}) for a dropdown.")
+    title = name.replace("_", " ")
+    return f"{title.title()} Dropdown", f"Triggers when Zapier loads the {title} to choose from in a dropdown."
+
+
+
 def choice_trigger(name, server_url, catalog=None):
     """The hidden polling trigger ``choices_<name>``, which fills dropdowns of source ``name``."""
-    source = CHOICE_SOURCES[name]
-    noun = source["noun"]
-    params = {key: "{{bundle.inputData.%s}}" % key for key in step_keys(source)}
+    found = find_source(name, catalog)
+    noun = found["noun"]
+    params = {key: "{{bundle.inputData.%s}}" % key for key in step_keys(found)}
     params["page"] = "{{bundle.meta.page}}"
     operation = {
         "type": "polling",
         "perform": {"url": f"{server_url.rstrip('/')}{ROUTE_PREFIX}{name}", "method": "GET", "params": params,
                     "removeMissingValuesFrom": {"params": True}},
-        "sample": _sample(source),
+        "sample": _sample(found),
         "outputFields": [{"key": "id", "label": f"{noun} ID", "type": "string"},
                          {"key": "name", "label": noun, "type": "string"}],
     }
     if pages(name, catalog):
         operation["canPaginate"] = True
-    title = name.replace("_", " ")
+    label, description = _display(name, found)
     return {
         "key": TRIGGER_PREFIX + name,
         "noun": noun,
-        "display": {"label": f"{title.title()} Dropdown",
-                    "description": f"Triggers when Zapier loads the {title} to choose from in a dropdown.",
-                    "hidden": True},
+        "display": {"label": label, "description": description, "hidden": True},
         "operation": operation,
     }
 
@@ -401,7 +458,7 @@ def choice_trigger(name, server_url, catalog=None):
 def choice_triggers(server_url, catalog=None):
     """{trigger key: trigger}: one hidden trigger per source whose catalog record is loaded."""
     return {TRIGGER_PREFIX + name: choice_trigger(name, server_url, catalog)
-            for name in CHOICE_SOURCES if available(name, catalog)}
+            for name in sources(catalog) if available(name, catalog)}
 
 
 # ----------------------------------------------------------------------------- items as choices
@@ -448,10 +505,10 @@ def render_label(templates, item):
     return None
 
 
-def choices_from(name, items, record, step_inputs):
+def choices_from(name, items, record, step_inputs, catalog=None):
     """``items`` (one GHL page for source ``name``'s ``record``) as ``[{"id", "name"}]``, filtered
     by ``step_inputs``, without repeats, sorted as the source says."""
-    source = CHOICE_SOURCES[name]
+    source = find_source(name, catalog)
     filtered = False
     for step_key, item_field in source.get("filter", {}).items():
         wanted = step_inputs.get(step_key)
@@ -477,10 +534,10 @@ def choices_from(name, items, record, step_inputs):
     return choices
 
 
-def start_position(name, record, page):
+def start_position(name, record, page, catalog=None):
     """The paging parameters of Zapier's page ``page`` (0-based) of source ``name``; None when
     the source has no such page (it answers one page only)."""
-    source = CHOICE_SOURCES[name]
+    source = find_source(name, catalog)
     style = pagination_style(record["response"].get("pagination", "none"))
     if page == 0:
         return {}

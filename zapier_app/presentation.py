@@ -574,6 +574,9 @@ def field_label(record, field):
         return label
     if label in DROPDOWN_LABELS:
         return DROPDOWN_LABELS[label]
+    if label in ("ID", "IDs"):
+        # A bare id of what the record is about (generated lists fill those: zapier_app.list_dropdowns).
+        return noun(record) if label == "ID" else plural(noun(record))
     match = ID_LABEL.match(label)
     if not match:
         return label

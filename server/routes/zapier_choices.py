@@ -1,5 +1,6 @@
 """``/zapier/choices/<source>``: dropdown choices (``[{id, name}]``) read from the connection's GHL
-account, for the Zapier app's dynamic dropdowns.
+account, for the Zapier app's dynamic dropdowns (hand-written sources, and the generated GHL lists
+that fill inputs of generated operations).
 
 One GHL page per call (Zapier's "load more" asks for the next with ``page``, from 0), read the
 way a trigger's sample is: nothing is recorded. The sources are data in ``zapier_app.choices``.
@@ -16,10 +17,10 @@ from server.errors import ApiError
 from server.routes.caller import bearer_token, location_header
 from triggers.poll import iter_pages
 from zapier_app.choices import (
-    CHOICE_SOURCES,
     MAX_PAGE,
     available,
     choices_from,
+    find_source,
     start_position,
     step_keys,
 )
@@ -32,9 +33,10 @@ PAGE_PATTERN = re.compile(r"^[0-9]{1,4}$")
 
 
 def _source(name):
-    if name not in CHOICE_SOURCES or not available(name, services().catalog):
+    catalog = services().catalog
+    if not available(name, catalog):
         raise ApiError(404, "unknown_choice_source", f"There is no dropdown source called {name[:64]!r}.")
-    return CHOICE_SOURCES[name]
+    return find_source(name, catalog)
 
 
 def _page():
@@ -95,7 +97,7 @@ def list_choices(name):
     step = _step_inputs(source)
     shared = services()
     record = shared.catalog.get(source["record"])
-    start = start_position(name, record, page)
+    start = start_position(name, record, page, shared.catalog)
     if start is None:
         return jsonify([])  # the source answers one page only
     inputs = dict(source.get("fixed", {}))
@@ -107,4 +109,4 @@ def list_choices(name):
     if source.get("enrich"):
         context = enrichment.Context.for_request(shared.client, token, record, inputs, shared.settings.ghl_app_url)
         items = enrichment.enrich_items(context, record, items)
-    return jsonify(choices_from(name, items, record, step))
+    return jsonify(choices_from(name, items, record, step, shared.catalog))
