@@ -3,12 +3,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell md5sum requirements.txt | cut -c1-12)
 
-.PHONY: run test setup browser clean bench drill
+.PHONY: run test setup browser postgres clean bench drill
 
 run: $(STAMP)
 	$(PY) -m server.local
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(PY) -m pytest -q
 
 setup: $(STAMP)
@@ -31,6 +31,14 @@ browser:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; \
+	fi
+
+# Debian's PostgreSQL server binaries: the tests start their own server in a temporary directory
+# (bench/postgres_server.py); nothing is configured or started system-wide.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q postgresql; \
 	fi
 
 clean:

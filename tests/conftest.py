@@ -83,6 +83,15 @@ def no_spec_violations(request):
 
 
 @pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's binaries, a temporary directory, loopback), shared by
+    the session and deleted after it; ``dsn`` connects to it."""
+    from bench.postgres_server import PostgresServer
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def sandbox():
     """The sandbox GHL on a loopback port, shared by the session; reset it with ``sandbox_reset``."""
     from sandbox.server import serve_sandbox
