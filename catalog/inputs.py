@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from ghl.file_fetch import LOOPBACK_HOSTS, MAX_URL_CHARS, UNSAFE_URL_CHARACTERS
 from server.request_limits import MAX_JSON_DEPTH, MAX_JSON_ITEMS, JsonRefused, parse_json
 
 TRUE_WORDS = {"true", "yes", "1", "on"}
@@ -103,11 +104,9 @@ def _as_datetime(value):
     return text
 
 
-# A ``file`` input is the URL of the file (what Zapier hands for a file); ghl.file_fetch fetches it.
-MAX_FILE_URL_CHARS = 2048
-# http is accepted for these hosts only; whether they are fetched from is the fetcher's setting.
-LOOPBACK_FILE_HOSTS = ("127.0.0.1", "localhost", "::1")
-_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
+# A ``file`` input is the URL of the file (what Zapier hands for a file); ghl.file_fetch fetches
+# it, and its limits apply here already. http is accepted for its loopback hosts only; whether
+# they are fetched from is the fetcher's setting.
 FILE_URL_PROBLEM = "must be the https:// URL of a file"
 
 
@@ -115,23 +114,27 @@ def _as_file_url(value):
     if not isinstance(value, str):
         raise ValueError(FILE_URL_PROBLEM)
     text = value.strip()
-    if len(text) > MAX_FILE_URL_CHARS:
-        raise ValueError(f"must be a file URL of at most {MAX_FILE_URL_CHARS:,} characters")
-    if _URL_UNSAFE.search(text):
+    if len(text) > MAX_URL_CHARS:
+        raise ValueError(f"must be a file URL of at most {MAX_URL_CHARS:,} characters")
+    if UNSAFE_URL_CHARACTERS.search(text):
         raise ValueError(FILE_URL_PROBLEM + ", without spaces, control characters or backslashes")
     try:
         parts = urlsplit(text)
         host, port = parts.hostname, parts.port  # .port raises ValueError for one that is not a number
     except ValueError:
         raise ValueError(FILE_URL_PROBLEM) from None
-    secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_FILE_HOSTS)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
     if not host or port == 0 or not secure:
         raise ValueError(FILE_URL_PROBLEM)
     return text
 
 
-# A value that names a multipart part (``in: part_name``, a custom field's id): nothing a header
-# could choke on.
+# An input that only names a multipart file part (``{key}`` in a file input's ``field``, beside
+# ``{file_id}``, a fresh random id per upload): never sent as a value of its own. Its value (a
+# custom field's id) is nothing a header could choke on.
+PART_NAME_PLACE = "part_name"
+PART_NAME_SLOT = re.compile(r"{([^}]*)}")
+FILE_ID_SLOT = "file_id"
 PART_NAME_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 JSON_PROBLEMS = {
@@ -196,7 +199,7 @@ def _coerce(field, value):
         for v in values:
             if (low is not None and v < low) or (high is not None and v > high):
                 raise ValueError(_range_problem(low, high))
-    if field["in"] == "part_name":
+    if field["in"] == PART_NAME_PLACE:
         for v in values:
             if not PART_NAME_VALUE.fullmatch(str(v)):
                 raise ValueError("must be an id of letters, digits, _ and - (at most 64)")

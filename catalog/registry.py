@@ -14,7 +14,8 @@ import json
 import re
 from pathlib import Path
 
-from catalog.inputs import CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_OBJECT, check_requires_when
+from catalog.inputs import (CUSTOM_FIELD_PREFIX, CUSTOM_FIELDS_OBJECT, FILE_ID_SLOT, PART_NAME_PLACE, PART_NAME_SLOT,
+                            check_requires_when)
 from catalog.pagination import PAGINATION_STYLES
 from ghl.enrichment import WALL_CLOCK
 from ghl.time_window import check_window
@@ -80,11 +81,6 @@ INPUT_PLACES = ("path", "query", "body")
 # An input only a trigger's ``response.watch`` applies (a filter on an item field GHL cannot
 # filter by, such as an appointment's status): never sent to GHL, names no GHL parameter.
 WATCH_PLACE = "watch"
-# An input that only names a multipart file part (``{key}`` in a file input's ``field``, beside
-# ``{file_id}``, a fresh random id per upload): never sent as a value of its own.
-PART_NAME_PLACE = "part_name"
-PART_NAME_SLOT = re.compile(r"{([^}]*)}")
-FILE_ID_SLOT = "file_id"
 DEDUPE_STRATEGIES = ("new", "changes")
 # Where GHL puts new items in a trigger's list: newest first (the default: the poll reads on
 # while a page is all new) or unknown (each poll reads every page up to the cap).

@@ -47,7 +47,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "ghl-zapier-files/1"
 # Well-known NAT64 prefix: its addresses carry an IPv4 address in their last 32 bits.
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")
-_UNSAFE_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
+UNSAFE_URL_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _FILENAME_FORBIDDEN = set('"\\/:*?<>|')
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²", which int() refuses
@@ -235,7 +235,7 @@ class FileFetcher:
         """The _Target for ``url`` when it may be fetched; FileFetchError otherwise."""
         if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
             raise FileFetchError(f"must be a file URL of at most {MAX_URL_CHARS:,} characters")
-        if _UNSAFE_URL_CHARACTERS.search(url):
+        if UNSAFE_URL_CHARACTERS.search(url):
             raise FileFetchError("the file's URL must not contain spaces, control characters or backslashes")
         try:
             parts = urlsplit(url)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
-from catalog.inputs import InvalidInput
+from catalog.inputs import FILE_ID_SLOT, PART_NAME_SLOT, InvalidInput
 from ghl.time_window import relative_input_keys, window_params
 
 PATH_PARAM = re.compile(r"{([^}]+)}")
@@ -103,9 +103,6 @@ def custom_fields_list(record, inputs):
     return entries
 
 
-FILE_ID_SLOT = "file_id"
-
-
 def form_text(value):
     """A multipart form field's text for an input value."""
     if isinstance(value, bool):
@@ -118,8 +115,8 @@ def form_text(value):
 def part_name(template, inputs):
     """A file part's name: ``template`` with ``{file_id}`` a fresh random id and ``{key}`` the
     value of the ``part_name`` input ``key``."""
-    return PATH_PARAM.sub(lambda m: uuid.uuid4().hex if m.group(1) == FILE_ID_SLOT else str(inputs[m.group(1)]),
-                          template)
+    return PART_NAME_SLOT.sub(lambda m: uuid.uuid4().hex if m.group(1) == FILE_ID_SLOT else str(inputs[m.group(1)]),
+                              template)
 
 
 def build_form(record, inputs):

@@ -257,16 +257,17 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich
     if watch is not None:
         return _enriched(enrich, record, fetch_changes(client, store, record, watch, inputs, token, scope, limits))
 
+    # Nobody knows where GHL puts a new item of a list in unknown order: every poll reads every
+    # page up to the cap, the first one too, so that what it remembers is the whole list.
+    unknown_order = record["response"].get("order") == UNKNOWN_ORDER
+
     def wants_next_page(page):
+        if unknown_order:
+            return True
         identities = [candidate_for(record, item).identity for item in page]
         return not store.known(scope, identities)
 
-    if record["response"].get("order") == UNKNOWN_ORDER:
-        # Nobody knows where GHL puts new items: read every page up to the cap, every poll
-        # (the first one too, so that what it remembers is the whole list).
-        items = fetch_pages(client, record, inputs, token, limits.catch_up_pages, lambda page: True)
-        return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))
-    max_pages = limits.catch_up_pages if store.has_scope(scope) else 1
+    max_pages = limits.catch_up_pages if unknown_order or store.has_scope(scope) else 1
     items = fetch_pages(client, record, inputs, token, max_pages, wants_next_page)
     return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))
 

@@ -35,11 +35,6 @@ ACCESS_NOTES = {
     ("oauth",): "OAuth only",
     ("agency", "oauth"): "agency OAuth token only",
 }
-ACCESS_HELP = {
-    ("agency",): "GHL accepts only an agency token for this operation; a sub-account's token is refused.",
-    ("oauth",): "GHL accepts only an OAuth access token for this operation; a Private Integration token is refused.",
-    ("agency", "oauth"): "GHL accepts only an agency's OAuth access token for this operation.",
-}
 DEPRECATED_NAME = re.compile(r"\s*\(deprecated\)\s*$", re.IGNORECASE)
 
 
@@ -135,8 +130,9 @@ def notes_field(record, catalog):
     """A ``copy`` field (text, no input) saying what the user must know before running the
     operation: the tokens GHL accepts, deprecation, what the spec leaves unsaid. None if nothing."""
     said = []
-    if _access(record) in ACCESS_HELP:
-        said.append(ACCESS_HELP[_access(record)])
+    _, needs = presentation.access_note(record)
+    if needs:
+        said.append(needs)
     if record.get("deprecated") is not None:
         replacement = _replacement_name(record, catalog)
         said.append(f"GHL has deprecated this operation; use {replacement} instead." if replacement

@@ -384,9 +384,15 @@ ACCESS_NOTES = {
 }
 
 
+def access_note(record):
+    """(what a text says when it already names the token, the sentence saying which token the
+    step needs) for a record with ``access``; (None, None) for any token."""
+    return ACCESS_NOTES.get(tuple(sorted(record.get("access") or ())), (None, None))
+
+
 def with_access_note(record, description):
     """``description``, plus the token the step needs where its record has ``access`` (unless it says so)."""
-    said, note = ACCESS_NOTES.get(tuple(sorted(record.get("access") or ())), (None, None))
+    said, note = access_note(record)
     return f"{description} {note}" if note and said not in description.lower() else description
 
 
