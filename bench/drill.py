@@ -36,6 +36,20 @@ exits 1 on any missing, duplicated or unexpected. For a hook, a batch the worker
 because it never read the receiver's answer (it was SIGKILLed while the batch was in flight, or
 the answer came after its delivery timeout: the receiver times each batch, the drill each kill)
 is the at-least-once design, not a duplicate: its items are counted apart, as ``repeated``.
+
+Many hosts (``--hosts 2``): two hosts, each the Procfile's ``web:`` group and its ``worker:`` in
+process groups of their own on ports of their own, sharing one store (``--backend postgres``: a
+throwaway PostgreSQL server, ``bench.postgres_server``, and a fresh database; ``--backend sqlite``:
+one SQLite file, which two hosts can share only on one machine). Every Zap polls through the
+hosts in turn; hooks are subscribed on one host and deleted on another (each drill hook at the
+end; meanwhile, every ``--churn-interval`` seconds, a short-lived hook is subscribed on one host
+and deleted on the next while faults and kills go on), and each host must see, and stop
+delivering, what the other did; gunicorn workers and hook workers are killed on every host in
+turn. The checks are the same, plus per host: polls, kills, hooks subscribed and deleted; and the
+rate budget: the sandbox (``bench.audited_sandbox``, in every mode) times every GHL request it
+counts against its burst limit (``--burst-limit``, per token and location; the service's budget
+``GHL_BURST_MAX`` is set 5% under it), and the drill fails if any request of the service's token
+was refused (429) for the limit: the hosts' budget is one budget.
 """
 
 import argparse
@@ -52,8 +66,7 @@ from pathlib import Path
 import requests
 
 from bench import harness
-from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, procfile_command
-from bench.harness import HookWorkerProcess as HookWorker
+from bench.harness import LOCATION, ROOT, TOKEN, Host, SandboxProcess, Store, procfile_command
 from catalog.registry import load_catalog
 
 TRIGGER = "list_contacts_deprecated"
@@ -73,6 +86,13 @@ DRILL_TAG = "drill-vip"
 DRILL_FORM = "drill-form"
 # The stage Zap's first poll scans at most the catch-up cap of pages (10 of 100): the pool stays within it.
 MAX_OPPORTUNITY_POOL = 900
+# A delivery to a hook deleted this long ago was started after its deletion (the worker renews its
+# lease, which a deleted subscription no longer has, just before it POSTs).
+DELETED_GRACE = 2.0
+# The sandbox's burst limit (per token and location per 10 s): GHL's with one host; with several, low
+# enough that the drill's GHL requests press on it (about 60 in 10 s otherwise), so that their shared budget binds.
+GHL_BURST_LIMIT = 100
+SHARED_BURST_LIMIT = 50
 
 
 def item_key(item):
@@ -109,11 +129,17 @@ def log(message):
 # -- the simulated Zapier ---------------------------------------------------------------------
 
 class PollingZap:
-    """One Zap on a polling trigger: polls through the service and fires on ids it has not seen."""
+    """One Zap on a polling trigger: polls through the service and fires on ids it has not seen.
+    Given several services' URLs (hosts), it polls through each in turn; ``host_polls[n]``
+    counts outcomes of the polls through ``service_urls[n]``."""
 
-    def __init__(self, service_url, name, trigger=TRIGGER, inputs=None, key=item_key):
+    def __init__(self, service_urls, name, trigger=TRIGGER, inputs=None, key=item_key):
         self.name = name
-        self.url = f"{service_url}/triggers/{trigger}"
+        service_urls = [service_urls] if isinstance(service_urls, str) else list(service_urls)
+        self.urls = [f"{url}/triggers/{trigger}" for url in service_urls]
+        self.url = self.urls[0]
+        self.turn = 0
+        self.host_polls = [Counter() for _ in self.urls]
         self.inputs = inputs or {}
         self.key = key
         self.headers = {"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION, "X-Subscriber-Id": name}
@@ -125,12 +151,16 @@ class PollingZap:
         self.lock = threading.Lock()
 
     def poll(self, populate=False):
+        host = self.turn % len(self.urls)
+        self.turn += 1
         try:
-            response = self.session.post(self.url, json=self.inputs, headers=self.headers, timeout=30)
+            response = self.session.post(self.urls[host], json=self.inputs, headers=self.headers, timeout=30)
         except requests.RequestException as exc:
             self.polls[type(exc).__name__] += 1
+            self.host_polls[host][type(exc).__name__] += 1
             return False
         self.polls[response.status_code] += 1
+        self.host_polls[host][response.status_code] += 1
         if response.status_code != 200:
             return False
         items = response.json()
@@ -229,6 +259,19 @@ class DrillConfig:
     include_hooks: bool = True
     event_triggers: tuple = tuple(feed.trigger for feed in EVENT_FEEDS)  # () for none
     event_rate: float = 1.0  # events made per second, per event trigger
+    hosts: int = 1  # hosts (a web group and a hook worker each) sharing one store
+    backend: str = "sqlite"  # the store: sqlite (one file) or postgres (a throwaway server)
+    database_url: str = None  # postgres: an existing empty database to use instead of starting a server
+    burst_limit: int = None  # the sandbox's burst limit per token and location per 10 s (None: 100, GHL's, with
+    # one host; 50 with several, so that their shared budget binds); the service's GHL_BURST_MAX is 5% under it
+    # Seconds between short-lived hooks (subscribed on one host, deleted on the next); None: 8 if hosts > 1, else off.
+    churn_interval: float = None
+    service_dir: str = None  # run the hosts from another checkout of the service (its Procfile and code)
+
+
+def service_budget(burst_limit):
+    """The service's GHL_BURST_MAX for a sandbox limit: 5% under it, as 95 is under GHL's 100."""
+    return max(1, burst_limit - max(1, -(-burst_limit // 20)))
 
 
 @dataclass
@@ -245,10 +288,47 @@ class Report:
     events_note: str = ""
     events: dict = field(default_factory=dict)  # trigger -> events made
     seed: int = 0
+    backend: str = "sqlite"
+    hosts: list = field(default_factory=list)  # per host: name, url, polls, kills, hooks subscribed/deleted
+    hook_checks: list = field(default_factory=list)  # hooks subscribed on one host, deleted on another
+    rate: dict = field(default_factory=dict)  # the sandbox's rate audit (bench.audited_sandbox)
+
+    @property
+    def rate_problems(self):
+        """Buckets of the service's token where the sandbox refused requests for its burst limit."""
+        return [b for b in self.rate.get("buckets", ()) if b["token"] == TOKEN
+                and (b["refused"] or b["peak"] > self.rate["limit"])]
+
+    @property
+    def hook_problems(self):
+        return [check for check in self.hook_checks if check["problems"]]
+
+    @property
+    def ghl_calls(self):
+        """GHL requests the sandbox counted for the service's token (all hosts, Zaps and hooks)."""
+        return sum(b["requests"] + b["refused"] for b in self.rate.get("buckets", ()) if b["token"] == TOKEN)
 
     @property
     def failed(self):
-        return any(row["missing"] or row["duplicated"] or row["unexpected"] for row in self.rows)
+        return (any(row["missing"] or row["duplicated"] or row["unexpected"] for row in self.rows)
+                or bool(self.rate_problems) or bool(self.hook_problems))
+
+    def totals(self):
+        """What a summary (the bench's two-host table) shows of this run."""
+        polls = sum(sum(host["polls"].values()) for host in self.hosts)
+        return {"backend": self.backend, "hosts": len(self.hosts), "seconds": self.seconds,
+                "created": self.created, "events": sum(self.events.values()),
+                "polls": polls, "polls_per_host": [sum(host["polls"].values()) for host in self.hosts],
+                "ghl_calls": self.ghl_calls,
+                "peak": max((b["peak"] for b in self.rate.get("buckets", ()) if b["token"] == TOKEN), default=0),
+                "limit": self.rate.get("limit"), "refused": sum(b["refused"] for b in self.rate_problems),
+                "missing": sum(row["missing"] for row in self.rows),
+                "duplicated": sum(row["duplicated"] for row in self.rows),
+                "unexpected": sum(row["unexpected"] for row in self.rows),
+                "repeated": sum(row.get("repeated", 0) for row in self.rows),
+                "worker_kills": self.worker_kills, "hook_worker_kills": self.hook_worker_kills,
+                "hook_checks": len(self.hook_checks), "hook_problems": len(self.hook_problems),
+                "failed": self.failed}
 
 
 class Drill:
@@ -261,9 +341,12 @@ class Drill:
         self.stop_all = threading.Event()
         self.created = []
         self.created_lock = threading.Lock()
-        self.report = Report(seed=config.seed)
-        self.sandbox = self.service = self.receiver = self.worker = None
+        self.report = Report(seed=config.seed, backend=config.backend)
+        self.sandbox = self.receiver = self.store = None
+        self.hosts = []  # harness.Host: a web group and (with hooks) a hook worker each
+        self.host_stats = []  # per host: worker_kills, hook_worker_kills, hooks_subscribed, hooks_deleted
         self.zaps, self.hook_paths, self.threads = [], [], []
+        self.hook_ids = {}  # receiver path -> (hook id, index of the host it was subscribed on)
         self.feeds = []  # the EVENT_FEEDS in this run
         self.event_zaps, self.event_hook_paths = {}, {}  # trigger -> Zap, receiver path
         self.events = {}  # trigger -> keys of the events made
@@ -273,32 +356,83 @@ class Drill:
         self.actor_http = requests.Session()
         self.actor_http.headers.update({"Authorization": f"Bearer {ACTOR_TOKEN}", "Version": "2021-07-28"})
 
+    @property
+    def service(self):
+        """The first host's web group (the only one with ``--hosts 1``)."""
+        return self.hosts[0].service if self.hosts else None
+
+    @property
+    def burst_limit(self):
+        if self.config.burst_limit is not None:
+            return self.config.burst_limit
+        return GHL_BURST_LIMIT if self.config.hosts == 1 else SHARED_BURST_LIMIT
+
+    @property
+    def churn_interval(self):
+        if self.config.churn_interval is not None:
+            return self.config.churn_interval
+        return 8.0 if self.config.hosts > 1 else 0.0
+
     # -- processes --------------------------------------------------------------------------
     def env(self):
         return {"SECRET_KEY": "drill-secret-key", "HOOK_TARGET_HOSTS": "127.0.0.1", "HOOK_ALLOW_HTTP": "1",
                 "HOOK_POLL_SECONDS": "5", "HOOK_TICK_SECONDS": "0.2", "HOOK_DELIVERY_TIMEOUT": "3",
-                "HOOK_LEASE_SECONDS": "5", "LOG_LEVEL": "WARNING"}
+                "HOOK_LEASE_SECONDS": "5", "LOG_LEVEL": "WARNING",
+                "GHL_BURST_MAX": str(service_budget(self.burst_limit))}
+
+    def open_store(self):
+        """(database_path, database_url) every host shares: one SQLite file, or a fresh database on
+        a throwaway PostgreSQL server (or the one ``database_url`` names)."""
+        config = self.config
+        if config.backend not in Store.KINDS:
+            raise ValueError(f"unknown backend {config.backend!r} (sqlite, postgres)")
+        if config.backend == "postgres" and config.database_url:
+            return self.workdir / "service.sqlite3", config.database_url
+        self.store = Store(config.backend, self.workdir).start()
+        if config.backend == "sqlite":
+            return self.workdir / "service.sqlite3", None
+        return self.store.fresh("drill")
 
     def start(self):
-        self.sandbox = SandboxProcess(latency_ms=0, tokens=1, log_path=self.workdir / "sandbox.log").start()
-        extra = ["--worker-class", "gthread", "--threads", str(self.config.threads)] if self.config.threads else []
-        self.service = Service(self.sandbox.url, self.workdir / "service.sqlite3", workers=self.config.workers,
-                               extra_args=extra, env=self.env(), log_path=self.workdir / "gunicorn.log").start()
-        log(f"sandbox {self.sandbox.url}; service {self.service.url}: {' '.join(self.service.argv[1:])}")
-        if self.config.include_hooks:
-            command = procfile_command("worker")
-            if command is None or not (ROOT / "triggers" / "hooks_worker.py").exists():
+        config = self.config
+        self.sandbox = SandboxProcess(latency_ms=0, tokens=1, burst_limit=self.burst_limit, audit=True,
+                                      log_path=self.workdir / "sandbox.log").start()
+        database_path, database_url = self.open_store()
+        extra = ["--worker-class", "gthread", "--threads", str(config.threads)] if config.threads else []
+        code = Path(config.service_dir).resolve() if config.service_dir else ROOT
+        where = {"cwd": code, "procfile": code / "Procfile"}
+        if config.include_hooks:
+            command = procfile_command("worker", where["procfile"])
+            if command is None or not (code / "triggers" / "hooks_worker.py").exists():
                 self.report.hooks_note = "no worker: line in the Procfile / no triggers/hooks_worker.py; hooks skipped"
-                self.config.include_hooks = False
-            else:
-                self.receiver = Receiver(self.config.receiver_fail_share, random.Random(self.rng.random())).start()
-                self.worker = HookWorker(command, {**self.service.env}, self.workdir / "hooks-worker.log").start()
-                log(f"hook worker: {command}; receiver {self.receiver.url}")
+                config.include_hooks = False
+        single = config.hosts == 1
+        for n in range(config.hosts):
+            host = Host(f"host{n + 1}", self.sandbox.url, database_path, database_url, env=self.env(),
+                        log_dir=self.workdir, hook_worker=config.include_hooks, workers=config.workers,
+                        extra_args=extra, **where)
+            if single:  # the logs' names before there were hosts
+                host.service.log_path = self.workdir / "gunicorn.log"
+                if host.worker:
+                    host.worker.log_path = self.workdir / "hooks-worker.log"
+            host.service.start()
+            self.hosts.append(host)
+            self.host_stats.append(Counter())
+            log(f"{'service' if single else host.name} {host.url} on {config.backend}"
+                f"{'' if single else ' (shared)'}: {' '.join(host.service.argv[1:])}")
+        log(f"sandbox {self.sandbox.url}, burst limit {self.burst_limit} per 10 s per token and location; "
+            f"the service's budget GHL_BURST_MAX={service_budget(self.burst_limit)}")
+        if config.include_hooks:
+            self.receiver = Receiver(config.receiver_fail_share, random.Random(self.rng.random())).start()
+            for host in self.hosts:
+                host.worker.start()
+            log(f"hook worker{'s' if not single else ''}: {procfile_command('worker', where['procfile'])}; "
+                f"receiver {self.receiver.url}" + (f"; the service's code from {code}" if code != ROOT else ""))
         catalog = {record["key"] for record in load_catalog()}
-        wanted = [feed for feed in EVENT_FEEDS if feed.trigger in self.config.event_triggers]
+        wanted = [feed for feed in EVENT_FEEDS if feed.trigger in config.event_triggers]
         self.feeds = [feed for feed in wanted if feed.trigger in catalog]
         skipped = [feed.trigger for feed in wanted if feed.trigger not in catalog]
-        unknown = set(self.config.event_triggers) - {feed.trigger for feed in EVENT_FEEDS}
+        unknown = set(config.event_triggers) - {feed.trigger for feed in EVENT_FEEDS}
         if skipped or unknown:
             self.report.events_note = "; ".join(
                 ([f"not in the catalog, skipped: {', '.join(skipped)}"] if skipped else [])
@@ -310,14 +444,18 @@ class Drill:
         for thread in self.threads:
             thread.join(40)
         self.actor_http.close()
-        if self.worker:
-            self.worker.stop()
+        for host in self.hosts:
+            host.stop()
         if self.receiver:
             self.receiver.stop()
-        if self.service:
-            self.service.stop()
         if self.sandbox:
             self.sandbox.stop()
+        if self.store:
+            self.store.stop()
+
+    @property
+    def urls(self):
+        return [host.url for host in self.hosts]
 
     # -- the actors -------------------------------------------------------------------------
     def _thread(self, target, name):
@@ -446,44 +584,134 @@ class Drill:
                     log(f"injecting a fault failed: {exc!r}")
 
     def killer(self):
+        """SIGKILL a random gunicorn worker of each host in turn."""
+        turn = 0
         while not self.stop_chaos.is_set():
             self._sleep(self.config.kill_interval * self.rng.uniform(0.5, 1.5), self.stop_chaos)
             if self.stop_chaos.is_set():
                 break
-            pids = self.service.worker_pids()
-            if pids and self.service.kill_worker(self.rng.choice(pids)):
+            n = turn % len(self.hosts)
+            turn += 1
+            service = self.hosts[n].service
+            pids = service.worker_pids()
+            if pids and service.kill_worker(self.rng.choice(pids)):
                 self.report.worker_kills += 1
+                self.host_stats[n]["worker_kills"] += 1
 
     def hook_killer(self):
+        """SIGKILL the hook worker of each host in turn; it comes back after a pause."""
+        turn = 0
         while not self.stop_chaos.is_set():
             self._sleep(self.config.hook_kill_interval * self.rng.uniform(0.5, 1.5), self.stop_chaos)
             if self.stop_chaos.is_set():
                 break
+            n = turn % len(self.hosts)
+            turn += 1
+            worker = self.hosts[n].worker
             self.hook_kills_at.append(time.monotonic())
-            self.worker.kill9()
+            worker.kill9()
+            self.host_stats[n]["hook_worker_kills"] += 1
             self._sleep(self.rng.uniform(0.5, 3.0), self.stop_all)
-            self.worker.start()
+            worker.start()
+
+    def churner(self):
+        """Now and then a hook on the drill trigger, subscribed on one host and, a few seconds
+        later, deleted on the next (``check_deleted``), while faults and kills go on."""
+        n = 0
+        while not self.stop_chaos.is_set():
+            self._sleep(self.churn_interval * self.rng.uniform(0.5, 1.5), self.stop_chaos)
+            if self.stop_chaos.is_set():
+                break
+            on = n % len(self.hosts)
+            hook_id = None
+            for attempt in range(4):  # subscribing polls GHL once, and GHL is failing now and then
+                # A path per attempt: a subscription whose answer was lost (its worker killed) may exist,
+                # unknown to the drill, and its deliveries must not count against the one checked.
+                path = f"/churn/{n}" + (f"-{attempt}" if attempt else "")
+                try:
+                    hook_id = self.subscribe(TRIGGER, path, {}, on)
+                    break
+                except (RuntimeError, requests.RequestException) as exc:
+                    log(f"churn: subscribing {path} on host {on + 1} failed (attempt {attempt + 1}): {exc}")
+                    self._sleep(1.0, self.stop_all)
+            n += 1
+            if hook_id is None:
+                self.report.hook_checks.append({"path": path, "kind": "churn", "subscribed_on": on + 1,
+                                                "deleted_on": None, "problems": [],
+                                                "note": "never subscribed (GHL faults)"})
+                continue
+            self._sleep(self.rng.uniform(2.0, 6.0), self.stop_all)
+            self.report.hook_checks.append(self.check_deleted(path, hook_id, on, "churn"))
+
+    def hook_state(self, host, hook_id):
+        response = requests.get(f"{self.hosts[host].url}/hooks/{hook_id}", timeout=30,
+                                headers={"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION})
+        return response.status_code
+
+    def check_deleted(self, path, hook_id, on, kind):
+        """Delete the hook subscribed on host ``on`` through the next host: that host must see it
+        first (200), the deletion must succeed, and the subscribing host then no longer knows it
+        (404); ``tally`` later counts deliveries begun after the deletion (none allowed)."""
+        other = (on + 1) % len(self.hosts)
+        problems = []
+        for attempt in range(5):  # a killed worker may drop the connection; the checks are idempotent
+            try:
+                seen = self.hook_state(other, hook_id)
+                response = requests.delete(f"{self.hosts[other].url}/hooks/{hook_id}", timeout=30,
+                                           headers={"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION})
+                deleted_at = time.monotonic()
+                gone = self.hook_state(on, hook_id)
+                break
+            except requests.RequestException as exc:
+                if attempt == 4:
+                    raise
+                log(f"checking {path}'s deletion: {exc!r}; again")
+                time.sleep(1.0)
+        if seen != 200 and not (attempt and seen == 404):  # 404 on a retry: deleted by the first try
+            problems.append(f"host {other + 1} did not see it ({seen})")
+        if response.status_code != 200:
+            problems.append(f"deleting on host {other + 1} answered {response.status_code}")
+        if gone != 404:
+            problems.append(f"host {on + 1} still knows it after the deletion ({gone})")
+        self.host_stats[other]["hooks_deleted"] += 1
+        return {"path": path, "kind": kind, "hook_id": hook_id, "subscribed_on": on + 1, "deleted_on": other + 1,
+                "deleted_at": deleted_at, "problems": problems}
 
     # -- the run ----------------------------------------------------------------------------
-    def subscribe(self, trigger, path, inputs):
-        response = requests.post(f"{self.service.url}/hooks", timeout=30,
+    def subscribe(self, trigger, path, inputs, host=0):
+        """Subscribe a hook delivering to ``path`` through host number ``host``; its id."""
+        response = requests.post(f"{self.hosts[host].url}/hooks", timeout=30,
                                  headers={"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION},
                                  json={"trigger": trigger, "target_url": self.receiver.url + path, "inputs": inputs})
         if response.status_code != 201:
             raise RuntimeError(f"subscribing a hook to {trigger} failed: {response.status_code} "
                                f"{response.text[:300]}")
+        self.host_stats[host]["hooks_subscribed"] += 1
+        hook_id = response.json()["id"]
+        self.hook_ids[path] = (hook_id, host)
+        return hook_id
 
     def subscribe_hooks(self):
+        """The drill's hooks, subscribed on the hosts in turn."""
+        turn = 0
         for n in range(self.config.hooks):
             path = f"/hook/{n}"
-            self.subscribe(TRIGGER, path, {})
+            self.subscribe(TRIGGER, path, {}, turn % len(self.hosts))
+            turn += 1
             self.hook_paths.append(path)
         if self.config.hooks:
             for feed in self.feeds:
                 path = f"/hook/{feed.trigger}"
                 self.receiver.keys[path] = feed.key
-                self.subscribe(feed.trigger, path, feed.inputs)
+                self.subscribe(feed.trigger, path, feed.inputs, turn % len(self.hosts))
+                turn += 1
                 self.event_hook_paths[feed.trigger] = path
+
+    def delete_hooks(self):
+        """With several hosts: each drill hook is deleted on another host than it was subscribed on."""
+        for path in [*self.hook_paths, *self.event_hook_paths.values()]:
+            hook_id, on = self.hook_ids[path]
+            self.report.hook_checks.append(self.check_deleted(path, hook_id, on, "drill hook"))
 
     def turn_on(self, zap):
         """The Zap's first poll fills Zapier's dedupe memory (nothing fires)."""
@@ -493,6 +721,8 @@ class Drill:
                 raise RuntimeError(f"{zap.name}'s first poll never succeeded")
             time.sleep(0.5)
         zap.polls.clear()
+        for counter in zap.host_polls:
+            counter.clear()
         return zap
 
     def make_opportunity_pool(self):
@@ -524,14 +754,16 @@ class Drill:
                 self.make_opportunity_pool()
             # Zaps are turned on: the first poll fills Zapier's dedupe memory (nothing fires).
             for n in range(config.zaps):
-                self.zaps.append(self.turn_on(PollingZap(self.service.url, f"drill-zap-{n}")))
+                self.zaps.append(self.turn_on(PollingZap(self.urls, f"drill-zap-{n}")))
             for feed in self.feeds:
                 self.event_zaps[feed.trigger] = self.turn_on(
-                    PollingZap(self.service.url, f"drill-{feed.trigger}", feed.trigger, feed.inputs, feed.key))
+                    PollingZap(self.urls, f"drill-{feed.trigger}", feed.trigger, feed.inputs, feed.key))
             if config.include_hooks:
                 self.subscribe_hooks()
             log(f"{config.zaps} Zaps and {len(self.hook_paths)} hooks on; creating {config.rate:g} contacts/s "
-                f"for {config.minutes:g} min with faults and kills (seed {config.seed})")
+                f"for {config.minutes:g} min with faults and kills (seed {config.seed})"
+                + (f"; {len(self.hosts)} hosts on one {config.backend} store, Zaps polling through each in turn"
+                   if len(self.hosts) > 1 else ""))
             if self.feeds:
                 log(f"event triggers, a Zap and {'a hook' if self.event_hook_paths else 'no hook'} each, "
                     f"{config.event_rate:g} events/s: {', '.join(feed.trigger for feed in self.feeds)}")
@@ -544,6 +776,8 @@ class Drill:
             self._thread(self.killer, "killer")
             if config.include_hooks:
                 self._thread(self.hook_killer, "hook-killer")
+                if self.churn_interval > 0:
+                    self._thread(self.churner, "churner")
             chaos_end = time.monotonic() + config.minutes * 60
             while time.monotonic() < chaos_end:
                 time.sleep(min(5.0, max(0.0, chaos_end - time.monotonic())))
@@ -556,19 +790,24 @@ class Drill:
                     f"{[len(self.receiver.ids(p)) for p in self.hook_paths]}{events}; "
                     f"faults {sum(self.report.faults.values())},"
                     f" worker kills {self.report.worker_kills}"
-                    + (f", hook worker kills {self.worker.kills}" if self.worker else ""))
+                    + (f", hook worker kills {sum(st['hook_worker_kills'] for st in self.host_stats)}"
+                       if config.include_hooks else "")
+                    + (f", hooks churned {len(self.report.hook_checks)}" if self.report.hook_checks else ""))
             # Drain: no new contacts, no more faults or kills; the receiver recovers.
             self.stop_creating.set()
             self.stop_chaos.set()
             for thread in self.threads:
-                if thread.name in ("creator", "chaos", "killer", "hook-killer") or thread.name.startswith("actor-"):
+                if (thread.name in ("creator", "chaos", "killer", "hook-killer", "churner")
+                        or thread.name.startswith("actor-")):
                     thread.join(60)
             self.sandbox.clear_faults()
-            if self.worker and self.worker.process.poll() is not None:
-                self.worker.start()
+            for host in self.hosts:
+                if host.worker and not host.worker.running():
+                    host.worker.start()
             if self.receiver:
                 self.receiver.failing = False
-            self.service.wait_for_workers()
+            for host in self.hosts:
+                host.service.wait_for_workers()
             drain_started = time.monotonic()
             with self.created_lock:
                 log(f"draining: {len(self.created)} created"
@@ -581,6 +820,11 @@ class Drill:
             self.stop_all.set()
             for thread in self.threads:
                 thread.join(40)
+            if len(self.hosts) > 1 and config.include_hooks:
+                self.delete_hooks()
+            if self.report.hook_checks:
+                time.sleep(DELETED_GRACE + 1.0)  # a delivery begun after the last deletion would arrive by now
+            self.report.rate = self.sandbox.rate_audit()
             self.tally()
         finally:
             self.stop()
@@ -606,13 +850,31 @@ class Drill:
         for trigger, path in self.event_hook_paths.items():
             report.rows.append(self._row(f"hook {trigger}", "hook", events[trigger], self.receiver.ids(path),
                                          Counter(), self.receiver.item_ids(path), self.unread(path)))
-        if self.worker:
-            report.hook_worker_kills = self.worker.kills
+        report.hook_worker_kills = sum(host.worker.kills for host in self.hosts if host.worker)
         if self.receiver:
             report.receiver = Counter(self.receiver.outcomes)
+        for check in report.hook_checks:
+            if check.get("deleted_at") is None:
+                continue
+            late = [batch for batch in self.receiver.batches(check["path"])
+                    if batch.received > check["deleted_at"] + DELETED_GRACE]
+            check["deliveries_after_delete"] = len(late)
+            if late:
+                check["problems"].append(f"{len(late)} deliveries begun after its deletion, the first "
+                                         f"{late[0].received - check['deleted_at']:.1f}s after")
+        zaps = [*self.zaps, *self.event_zaps.values()]
+        for n, host in enumerate(self.hosts):
+            polls = Counter()
+            for zap in zaps:
+                polls.update(zap.host_polls[n])
+            stats = self.host_stats[n]
+            report.hosts.append({"name": host.name, "url": host.url, "polls": dict(polls),
+                                 "worker_kills": stats["worker_kills"], "hook_worker_kills": stats["hook_worker_kills"],
+                                 "hooks_subscribed": stats["hooks_subscribed"],
+                                 "hooks_deleted": stats["hooks_deleted"]})
 
     def unread(self, path):
-        timeout = float(self.service.env.get("HOOK_DELIVERY_TIMEOUT") or 3)
+        timeout = float(self.env().get("HOOK_DELIVERY_TIMEOUT") or 3)
         return self.receiver.unread(path, list(self.hook_kills_at), timeout)
 
     @staticmethod
@@ -658,6 +920,30 @@ def format_report(report):
     lines.append(f"injected GHL faults: {dict(report.faults)}; gunicorn workers killed: {report.worker_kills}; "
                  f"hook worker killed: {report.hook_worker_kills}; receiver answers: {dict(report.receiver)}")
     lines.append(f"took {report.seconds:.0f}s (drain {report.drain_seconds:.1f}s), seed {report.seed}")
+    if len(report.hosts) > 1:
+        lines.append(f"{len(report.hosts)} hosts on one {report.backend} store:")
+    else:
+        lines.append(f"store: {report.backend}")
+    for host in report.hosts if len(report.hosts) > 1 else ():
+        polls = ", ".join(f"{k}: {v}" for k, v in sorted(host["polls"].items(), key=lambda kv: str(kv[0])))
+        lines.append(f"  {host['name']} {host['url']}: polls {sum(host['polls'].values())} ({polls}); "
+                     f"gunicorn workers killed {host['worker_kills']}, hook worker killed {host['hook_worker_kills']}; "
+                     f"hooks subscribed {host['hooks_subscribed']}, deleted {host['hooks_deleted']}")
+    if report.rate:
+        for bucket in report.rate.get("buckets", ()):
+            whose = "the service (all hosts)" if bucket["token"] == TOKEN else f"the drill's actors ({bucket['token']})"
+            lines.append(f"GHL requests of {whose} to {bucket['location']}: {bucket['requests']}, at most "
+                         f"{bucket['peak']} in any {report.rate['window_s']:g} s (burst limit {report.rate['limit']}), "
+                         f"refused for the limit: {bucket['refused']}")
+    if report.hook_checks:
+        deleted = [c for c in report.hook_checks if c.get("deleted_on")]
+        lines.append(f"hooks subscribed on one host and deleted on another: {len(deleted)} "
+                     f"({sum(1 for c in deleted if c['kind'] == 'churn')} during the chaos), "
+                     f"{len(report.hook_problems)} with problems; deliveries begun after a deletion: "
+                     f"{sum(c.get('deliveries_after_delete', 0) for c in deleted)}"
+                     + "".join(f"; {c['path']}: {c['note']}" for c in report.hook_checks if c.get("note")))
+        lines.extend(f"  {c['path']} (subscribed on host {c['subscribed_on']}, deleted on host {c['deleted_on']}): "
+                     + "; ".join(c["problems"]) for c in report.hook_problems)
     if any(row.get("repeated") for row in report.rows):
         lines.append("repeated: a hook batch sent again because the worker never read its answer (killed while it "
                      "was in flight, or answered after the delivery timeout): at least once, by design")
@@ -668,8 +954,16 @@ def format_report(report):
         lines.append(f"TODO: {report.hooks_note}")
     if report.events_note:
         lines.append(f"TODO: event triggers {report.events_note}")
-    lines.append("RESULT: " + ("FAILED (missing, duplicated or unexpected items)" if report.failed
-                               else "every created item and event fired exactly once per Zap and per hook"))
+    if report.failed:
+        why = (["missing, duplicated or unexpected items"] if any(
+            row["missing"] or row["duplicated"] or row["unexpected"] for row in report.rows) else []) \
+            + (["GHL refused requests for its burst limit"] if report.rate_problems else []) \
+            + (["a host did not see or stop a hook deleted on another"] if report.hook_problems else [])
+        lines.append(f"RESULT: FAILED ({'; '.join(why)})")
+    else:
+        lines.append("RESULT: every created item and event fired exactly once per Zap and per hook"
+                     + ("; the hosts shared one rate budget and saw each other's hooks" if len(report.hosts) > 1
+                        else ""))
     return "\n".join(lines)
 
 
@@ -690,7 +984,12 @@ def run_drill(config):
 
 def parse_args(argv=None):
     defaults = DrillConfig()
-    parser = argparse.ArgumentParser(prog="python -m bench.drill", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.drill", description=__doc__.split("\n\n")[0],
+        epilog="Two hosts on PostgreSQL: python -m bench.drill --hosts 2 --backend postgres (make drill "
+               "DRILL_ARGS='--hosts 2 --backend postgres'); on one SQLite file: --hosts 2 --backend sqlite. "
+               "Exit status 1 on any missing, duplicated or unexpected item, a GHL request refused for the "
+               "burst limit, or a hook a host failed to see or stop after another deleted it.")
     parser.add_argument("--minutes", type=float, default=defaults.minutes, help="how long faults and kills go on")
     parser.add_argument("--zaps", type=int, default=defaults.zaps)
     parser.add_argument("--hooks", type=int, default=defaults.hooks, help="REST hook subscriptions (0: none)")
@@ -709,9 +1008,29 @@ def parse_args(argv=None):
                              "default: every EVENT_FEEDS entry")
     parser.add_argument("--event-rate", type=float, default=defaults.event_rate,
                         help="events made per second, per event trigger")
+    parser.add_argument("--hosts", type=int, default=defaults.hosts,
+                        help="hosts, each a gunicorn group and a hook worker on a port of its own, sharing one "
+                             "store; Zaps poll through them in turn, hooks are deleted on another host than "
+                             "they were subscribed on, kills go round every host (default 1)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default=defaults.backend,
+                        help="the shared store: one SQLite file (default), or a fresh database on a throwaway "
+                             "PostgreSQL server started for the run (Debian's postgresql package: make postgres)")
+    parser.add_argument("--burst-limit", type=int, default=None,
+                        help=f"the sandbox's burst limit per token and location per 10 s (default {GHL_BURST_LIMIT} "
+                             f"with one host, {SHARED_BURST_LIMIT} with several, so that their shared budget binds; "
+                             "the service's GHL_BURST_MAX is set 5%% under it); no request of the service may be "
+                             "refused for it")
+    parser.add_argument("--churn-interval", type=float, default=None,
+                        help="seconds between short-lived hooks subscribed on one host and deleted on the next "
+                             "(default 8 with --hosts 2 or more, else 0: none)")
+    parser.add_argument("--service-dir", default=None,
+                        help="run the hosts from another checkout of the service (its Procfile and code), "
+                             "with this interpreter")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep-workdir", action="store_true")
     args = parser.parse_args(argv)
+    if args.hosts < 1:
+        parser.error("--hosts must be 1 or more")
     return DrillConfig(minutes=args.minutes, zaps=args.zaps, hooks=args.hooks, rate=args.rate,
                        poll_interval=args.poll_interval, fault_interval=args.fault_interval,
                        kill_interval=args.kill_interval, hook_kill_interval=args.hook_kill_interval,
@@ -719,7 +1038,9 @@ def parse_args(argv=None):
                        workers=args.workers, threads=args.threads, seed=args.seed, keep_workdir=args.keep_workdir,
                        include_hooks=args.hooks > 0,
                        event_triggers=tuple(t.strip() for t in args.event_triggers.split(",") if t.strip()),
-                       event_rate=args.event_rate)
+                       event_rate=args.event_rate, hosts=args.hosts, backend=args.backend,
+                       burst_limit=args.burst_limit, churn_interval=args.churn_interval,
+                       service_dir=args.service_dir)
 
 
 def main(argv=None):

@@ -8,7 +8,13 @@ worker class) for comparing configurations; it knows its worker pids,
 their resident memory, and can SIGKILL one (the master starts a replacement). ``HookWorkerProcess``:
 the ``Procfile``'s ``worker:`` line (the REST-hook worker) in its own process group. Both take a
 ``cwd`` and a ``procfile``, so they can run another checkout of the service (an older commit's
-worktree) with this interpreter. ``Receiver``: hooks.zapier.com's stand-in, in this process, that
+worktree) with this interpreter, and a ``database_url`` (``DATABASE_URL``: a PostgreSQL store
+instead of the SQLite file at ``database_path``). ``Host``: one host of a deployment, the
+Procfile's ``web:`` group and its ``worker:`` on a port of their own; several hosts given one
+store (one SQLite file, or one PostgreSQL database) share all state, as machines behind a load
+balancer would. ``Store``: the store a run uses (``sqlite`` or ``postgres``; for the latter a
+throwaway server, ``bench.postgres_server``, and a fresh database per ``Store.fresh()``).
+``Receiver``: hooks.zapier.com's stand-in, in this process, that
 records every batch the hook worker POSTs and answers as told (the bench and the tests use it).
 Everything binds 127.0.0.1 and every process started here is stopped by the object that
 started it.
@@ -79,7 +85,8 @@ class SandboxProcess:
     """The sandbox GHL in its own process: ``url``, ``start()``, ``stop()`` and the controls."""
 
     def __init__(self, latency_ms=0, burst_limit=100, daily_limit=None, tokens=0, server="gunicorn",
-                 threads=160, log_path=None):
+                 threads=160, log_path=None, audit=False):
+        self.audit = audit  # serve bench.audited_sandbox: rate_audit() answers
         self.latency_ms = latency_ms
         self.burst_limit = burst_limit
         self.daily_limit = daily_limit
@@ -93,7 +100,8 @@ class SandboxProcess:
         self.http = requests.Session()
 
     def start(self):
-        command = [sys.executable, "-m", "bench.sandbox_server", "--port", str(self.port),
+        module = "bench.audited_sandbox" if self.audit else "bench.sandbox_server"
+        command = [sys.executable, "-m", module, "--port", str(self.port),
                    "--latency-ms", str(self.latency_ms), "--burst-limit", str(self.burst_limit),
                    "--tokens", str(self.tokens), "--server", self.server, "--threads", str(self.threads)]
         if self.daily_limit is not None:
@@ -149,6 +157,11 @@ class SandboxProcess:
 
     def clear_requests(self):
         return self.control("DELETE", "/requests")
+
+    def rate_audit(self, clear=False):
+        """Per (token, location): GHL requests the limiter counted, refused (429), and the most in
+        any window of its length (``bench.audited_sandbox``; needs ``audit=True``)."""
+        return self.control("DELETE" if clear else "GET", "/rate-audit")
 
 
 def procfile_web_command(port, procfile=ROOT / "Procfile", workers=None, connections=None):
@@ -211,10 +224,12 @@ class Service:
     """The service under gunicorn as the Procfile runs it, on a loopback port. ``extra_args`` are
     appended, so a later option overrides the Procfile's (``--worker-class gthread --threads 16``
     runs the threaded workers the Procfile used before issue 10); ``procfile`` names another file
-    to take the ``web:`` line from."""
+    to take the ``web:`` line from. ``database_url`` (a ``postgresql://`` URL) becomes its
+    ``DATABASE_URL``: the store is that database, not the SQLite file at ``database_path``;
+    without one, a ``DATABASE_URL`` of this process's environment is not passed on."""
 
     def __init__(self, ghl_url, database_path, workers=None, extra_args=(), env=None, log_path=None,
-                 label="procfile", connections=None, procfile=ROOT / "Procfile", cwd=ROOT):
+                 label="procfile", connections=None, procfile=ROOT / "Procfile", cwd=ROOT, database_url=None):
         self.port = free_port()
         self.cwd = Path(cwd)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -228,6 +243,7 @@ class Service:
                     "SECRET_KEY": os.environ.get("BENCH_SECRET_KEY", "bench-secret"), "LOG_LEVEL": "WARNING",
                     **(env or {})}
         self.env.pop("WEB_CONCURRENCY", None) if workers else None
+        set_database_url(self.env, database_url)
         self.process = None
 
     @property
@@ -291,6 +307,118 @@ class Service:
         return True
 
 
+def set_database_url(env, database_url):
+    """``env`` selecting its store: ``DATABASE_URL`` = ``database_url`` when one is given, else
+    none (SQLite at ``DATABASE_PATH``)."""
+    if database_url:
+        env["DATABASE_URL"] = str(database_url)
+    else:
+        env.pop("DATABASE_URL", None)
+    return env
+
+
+class Host:
+    """One host of a deployment: the Procfile's ``web:`` group (``Service``) and its ``worker:``
+    (``HookWorkerProcess``), each in a process group of its own, the web group on its own port.
+    Hosts given the same ``database_path`` (one machine) or ``database_url`` (PostgreSQL) share
+    every piece of state: dedupe, hook subscriptions and their leases, the rate budget, shared
+    reads. ``name`` labels its logs (``<log_dir>/<name>-gunicorn.log``, ``-hooks-worker.log``).
+    ``hook_worker=False`` runs the web group alone. Extra keyword arguments go to ``Service``."""
+
+    def __init__(self, name, ghl_url, database_path, database_url=None, env=None, log_dir=None,
+                 hook_worker=True, **service_kwargs):
+        self.name = name
+        log_dir = Path(log_dir) if log_dir else None
+        self.service = Service(ghl_url, database_path, env=env, database_url=database_url,
+                               log_path=log_dir / f"{name}-gunicorn.log" if log_dir else None,
+                               label=service_kwargs.pop("label", name), **service_kwargs)
+        self.worker = None
+        if hook_worker:
+            self.worker = HookWorkerProcess.for_service(
+                self.service, log_dir / f"{name}-hooks-worker.log" if log_dir else None)
+            if self.worker is None:
+                raise RuntimeError(f"{self.service.procfile} has no worker: line")
+
+    @property
+    def url(self):
+        return self.service.url
+
+    def start(self, timeout=60):
+        self.service.start(timeout)
+        if self.worker:
+            self.worker.start()
+        return self
+
+    def stop(self):
+        if self.worker:
+            self.worker.stop()
+        self.service.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Store:
+    """The store of a run: ``kind`` ``sqlite`` (files in ``directory``) or ``postgres`` (a
+    throwaway server of ``bench.postgres_server``, started here unless ``server`` is given,
+    and stopped by ``stop()`` only when started here). ``fresh(name)`` gives what a
+    ``Service``/``Host`` takes: ``(database_path, database_url)``, a new empty store each call
+    (a new SQLite file; a new database by ``CREATE DATABASE``); a service on PostgreSQL still
+    gets a ``database_path`` (unused). ``server_pid()``: the postmaster, for its CPU."""
+
+    KINDS = ("sqlite", "postgres")
+
+    def __init__(self, kind, directory, server=None):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown store {kind!r} (sqlite, postgres)")
+        self.kind = kind
+        self.directory = Path(directory)
+        self.server = server
+        self._own_server = False
+
+    def start(self):
+        if self.kind == "postgres" and self.server is None:
+            from bench.postgres_server import PostgresServer
+            self.server = PostgresServer().start()
+            self._own_server = True
+        return self
+
+    def stop(self):
+        if self._own_server and self.server is not None:
+            self.server.stop()
+            self.server = None
+            self._own_server = False
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def fresh(self, name):
+        path = self.directory / f"{name}.sqlite3"
+        if self.kind == "sqlite":
+            return path, None
+        prefix = "".join(c if c.isalnum() else "_" for c in name.lower())[:30] or "db"
+        return path, self.server.fresh_database(prefix)
+
+    def server_pid(self):
+        """The PostgreSQL postmaster's pid (its backends are its children); None for SQLite."""
+        if self.kind != "postgres" or self.server is None or self.server.root is None:
+            return None
+        try:
+            return int((self.server.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def server_cpu_seconds(self):
+        pid = self.server_pid()
+        return tree_cpu_seconds(pid) if pid else 0.0
+
+
 def procfile_command(name, procfile=ROOT / "Procfile"):
     """The command of the Procfile's ``name:`` line; None when it has none."""
     for line in Path(procfile).read_text().splitlines():
@@ -302,13 +430,14 @@ def procfile_command(name, procfile=ROOT / "Procfile"):
 
 class HookWorkerProcess:
     """The Procfile's ``worker:`` command (``python -m triggers.hooks_worker``) in its own process
-    group, run with this interpreter from ``cwd``; ``kill9()`` counts its kills in ``kills``."""
+    group, run with this interpreter from ``cwd``; ``kill9()`` counts its kills in ``kills``.
+    ``database_url`` sets its ``DATABASE_URL`` ('' removes one from ``env``; None keeps ``env``'s)."""
 
-    def __init__(self, command, env, log_path=None, cwd=ROOT):
+    def __init__(self, command, env, log_path=None, cwd=ROOT, database_url=None):
         self.argv = shlex.split(command)
         if self.argv[0] in ("python", "python3"):
             self.argv[0] = sys.executable
-        self.env = env
+        self.env = env if database_url is None else set_database_url(dict(env), database_url)
         self.log_path = log_path
         self.cwd = Path(cwd)
         self.process = None
@@ -316,10 +445,17 @@ class HookWorkerProcess:
 
     @classmethod
     def for_service(cls, service, log_path=None):
-        """The ``worker:`` line of ``service``'s Procfile, with its environment and directory;
-        None when that Procfile has no ``worker:`` line."""
+        """The ``worker:`` line of ``service``'s Procfile, with its environment (store included)
+        and directory; None when that Procfile has no ``worker:`` line."""
         command = procfile_command("worker", service.procfile)
         return None if command is None else cls(command, dict(service.env), log_path, service.cwd)
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
 
     def start(self):
         log = _open_log(self.log_path)

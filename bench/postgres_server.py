@@ -11,6 +11,7 @@ when the run ends); ``dsn`` is what a client connects with.
 """
 
 import glob
+import itertools
 import os
 import shutil
 import subprocess
@@ -45,7 +46,19 @@ class PostgresServer:
         self.port = port or free_port()
         self.bin = bin_dir()
         self.root = None
-        self.dsn = f"postgresql://{DATABASE_USER}@127.0.0.1:{self.port}/postgres"
+        self.dsn = self.dsn_of("postgres")
+        self._numbers = itertools.count(1)
+
+    def dsn_of(self, database):
+        return f"postgresql://{DATABASE_USER}@127.0.0.1:{self.port}/{database}"
+
+    def fresh_database(self, prefix="db"):
+        """Create an empty database (about 80 ms) and return its DSN."""
+        import psycopg
+        name = f"{prefix}_{os.getpid()}_{next(self._numbers)}"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn_of(name)
 
     @property
     def data_dir(self):

@@ -59,6 +59,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--steady", action="store_true",
+                        help="256 Zaps polled in turn (steady state) instead of a new Zap per poll")
     args = parser.parse_args(argv)
     spy = py_spy()
     with tempfile.TemporaryDirectory(prefix="ghl-profile-") as workdir, \
@@ -68,7 +70,7 @@ def main(argv=None):
         def poll(session, n):
             response = session.post(f"{service.url}/triggers/{TRIGGER}", json={}, timeout=60, headers={
                 "Authorization": f"Bearer bench-token-{n % 256}", "X-Location-Id": LOCATION,
-                "X-Subscriber-Id": f"profile-{n}"})
+                "X-Subscriber-Id": f"profile-{n % 256 if args.steady else n}"})
             response.content
             return response.status_code
 

@@ -1,18 +1,30 @@
 """``python -m bench.run_bench`` (``make bench``): the service against the sandbox GHL, side by side.
 
-One run measures:
+One run measures, on each store of ``--backends`` side by side (``sqlite``: one file;
+``postgres``: a throwaway PostgreSQL server started for the run, ``bench.postgres_server``,
+a fresh database per service):
   (a) polls: requests/s and p50/p99 at each concurrency, through the service (under gunicorn
       as the Procfile runs it, or other sizes with --configs gthread) vs the same GHL
-      request sent straight to the sandbox; every poll has its own X-Subscriber-Id, so each
-      is a Zap's first poll and the dedupe store records and answers the whole page;
+      request sent straight to the sandbox, in two kinds of cell:
+      - first polls: every poll has its own X-Subscriber-Id, so each is a Zap's first poll
+        and the dedupe store records and answers the whole page;
+      - steady polls: a fixed set of Zaps (``--steady-zaps``, 256: each its own
+        X-Subscriber-Id and token) polled in turn, after a warm-up round in which every Zap
+        polled once, so every measured poll finds its page already known (as a Zap polls
+        every few minutes for months); the issue's ratio and CPU targets are about these;
   (b) actions: create_contact through the service vs the same POST /contacts/ sent direct;
   (c) dedupe cost: SqliteDedupeStore.answer on pages of 100/1,000/10,000 against a store of
-      a million seen identities, and that store's size on disk (bench.dedupe_cost);
+      a million seen identities, and that store's size on disk (bench.dedupe_cost); on
+      PostgreSQL the size per remembered identity (``measure_postgres_dedupe_size``);
   (d) resident memory of every gunicorn worker before and after N polls (default 100,000)
       of a cheap trigger, with the sandbox's latency at 0;
   (e) shared reads: GHL requests made when 50 Zaps with one token poll the same list, all at
-      once and spread over a minute (with POLL_SHARE_SECONDS at 0, then at 60).
-and writes the tables into BENCHMARKS.md between its ``bench:results`` markers.
+      once and spread over a minute (with POLL_SHARE_SECONDS at 0, then at 60);
+  (f) two hosts: a short ``bench.drill --hosts 2`` on each store (two gunicorn groups and two
+      hook workers sharing it, faults and kills on both): polls per host, GHL calls, the most
+      in any 10 s against the sandbox's burst limit, missing and duplicated items.
+(d) and (e) run on the first of ``--backends`` only. The tables go into BENCHMARKS.md between
+its ``bench:results`` markers.
 
 How the load is made fair (see BENCHMARKS.md): the sandbox runs in its own process (one
 gunicorn gthread worker: its state is in memory) with its burst limit raised; the service's
@@ -30,21 +42,31 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 
 from bench import dedupe_cost
-from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, tree_cpu_seconds
-from bench.load import run_load
+from bench.harness import LOCATION, ROOT, TOKEN, SandboxProcess, Service, Store, tree_cpu_seconds
+from bench.load import new_session, run_load
 
 POLL_TRIGGER = "list_contacts_deprecated"
 CHEAP_TRIGGER = "get_contact"
 CHEAP_CONTACT = "sandbox-contact-1"
 ACTION = "create_contact"
 TOKENS = 256
+STEADY_ZAPS = 256  # at most TOKENS: each steady Zap has a token of its own
 BIG = 10 ** 9
+BACKENDS = ("sqlite", "postgres")
+# The PostgreSQL tables that hold what the dedupe store remembers (storage/postgres/migrations.py):
+# scopes, seen identities, and the bodies kept for the backlog and the redelivery window.
+PG_DEDUPE_TABLES = ("dedupe_scopes", "seen", "seen_items")
+# The issue's targets for steady-state polls (at 50 ms upstream latency).
+STEADY_TARGETS = {"p50_c16": 1.05, "throughput_c16": 0.90, "throughput_c64": 0.80, "cpu_ms": 2.0}
 # "Flat" memory: the highest worker RSS grows at most this much over the second half of the run.
 # Workers that served fewer polls early keep growing until their caches reach the same level, so
 # single workers can grow more without anything leaking; a leak would lift the highest one too.
@@ -67,11 +89,16 @@ class Bench:
         self.workdir = Path(workdir)
         self.sandbox = None
         self.services = []
-        self.results = {"polls": [], "actions": [], "dedupe": None, "memory": None, "sharing": None}
+        self.stores = {}  # backend -> harness.Store
+        self.results = {"polls": [], "steady": [], "actions": [], "dedupe": None, "dedupe_postgres": None,
+                        "memory": None, "sharing": None, "hosts": [], "backends": list(self.backends())}
 
     # -- setup ------------------------------------------------------------------------------
     def service_env(self):
         return {"GHL_BURST_MAX": str(BIG), "GHL_BURST_WINDOW_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+
+    def backends(self):
+        return backends_of(self.args.backends)
 
     def configs(self):
         chosen = []
@@ -86,19 +113,38 @@ class Bench:
                 raise SystemExit(f"unknown configuration {name!r} (procfile, gthread)")
         return chosen
 
+    def store(self, backend):
+        """The run's store of ``backend`` (a PostgreSQL server is started once, on first use)."""
+        if backend not in self.stores:
+            self.stores[backend] = Store(backend, self.workdir).start()
+            if backend == "postgres":
+                log(f"PostgreSQL {self.stores[backend].server.bin.parent.name} on 127.0.0.1:"
+                    f"{self.stores[backend].server.port} (a fresh database per service)")
+        return self.stores[backend]
+
+    def new_service(self, label, backend, env=None, **kwargs):
+        """A service of ``label`` on a fresh store of ``backend``, not started."""
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+        database_path, database_url = self.store(backend).fresh(slug)
+        service = Service(self.sandbox.url, database_path, database_url=database_url,
+                          env={**self.service_env(), **(env or {})}, log_path=self.workdir / f"{slug}.log",
+                          label=label, **kwargs)
+        service.backend = backend
+        return service
+
     def start(self):
         self.sandbox = SandboxProcess(latency_ms=self.args.latency_ms, burst_limit=BIG, daily_limit=10 ** 12,
                                       tokens=TOKENS, threads=self.args.sandbox_threads,
                                       log_path=self.workdir / "sandbox.log").start()
         self.fill_page()
-        for label, workers, extra in self.configs():
-            slug = re.sub(r"[^a-z0-9]+", "-", label)
-            service = Service(self.sandbox.url, self.workdir / f"{slug}.sqlite3", workers=workers,
-                              extra_args=extra, env=self.service_env(), log_path=self.workdir / f"{slug}.log",
-                              label=label)
-            service.start()
-            self.services.append(service)
-            log(f"service '{label}': {' '.join(service.argv[1:])}")
+        several = len(self.backends()) > 1
+        for backend in self.backends():
+            for label, workers, extra in self.configs():
+                name = f"{label} · {backend}" if several else label
+                service = self.new_service(name, backend, workers=workers, extra_args=extra)
+                service.start()
+                self.services.append(service)
+                log(f"service '{name}': {' '.join(service.argv[1:])}")
 
     def fill_page(self):
         """The sandbox location holds ``page_items`` contacts (5 are seeded)."""
@@ -115,26 +161,39 @@ class Bench:
         if self.sandbox:
             self.sandbox.stop()
 
+    def stop_stores(self):
+        for store in self.stores.values():
+            store.stop()
+        self.stores.clear()
+
     # -- one measured cell ------------------------------------------------------------------
     def cell(self, kind, path_label, send, concurrency, service=None):
         sandbox_pid = self.sandbox.process.pid
+        store = self.stores.get(getattr(service, "backend", None))
+
+        def store_cpu():  # the PostgreSQL server's processes (SQLite runs inside the service)
+            return store.server_cpu_seconds() if store is not None else 0.0
         self.sandbox.clear_requests()
         before = (time.process_time(), tree_cpu_seconds(sandbox_pid),
-                  tree_cpu_seconds(service.process.pid) if service else 0.0)
+                  tree_cpu_seconds(service.process.pid) if service else 0.0, store_cpu())
         result = run_load(send, concurrency, seconds=self.args.seconds, warmup_s=self.args.warmup)
         after = (time.process_time(), tree_cpu_seconds(sandbox_pid),
-                 tree_cpu_seconds(service.process.pid) if service else 0.0)
+                 tree_cpu_seconds(service.process.pid) if service else 0.0, store_cpu())
         ghl_requests = len(self.sandbox.requests_log())
         sent = max(1, result.sent)
         row = {"kind": kind, "path": path_label, **result.summary(), "sent": result.sent,
+               "backend": getattr(service, "backend", None),
                "ghl_per_request": ghl_requests / sent, "ghl_log_full": ghl_requests >= 10_000,
                "cpu_ms": {"loadgen": (after[0] - before[0]) * 1000 / sent,
                           "sandbox": (after[1] - before[1]) * 1000 / sent,
-                          "service": (after[2] - before[2]) * 1000 / sent},
+                          "service": (after[2] - before[2]) * 1000 / sent,
+                          "store": (after[3] - before[3]) * 1000 / sent if store is not None and
+                          store.kind == "postgres" else None},
                "error_samples": result.error_samples}
-        log(f"  {kind:7} c{concurrency:<3} {path_label:22} {row['throughput']:8.1f}/s  p50 {row['p50_ms']:8.2f} ms"
+        store_text = f" pg {row['cpu_ms']['store']:.2f}" if row["cpu_ms"]["store"] is not None else ""
+        log(f"  {kind:12} c{concurrency:<3} {path_label:22} {row['throughput']:8.1f}/s  p50 {row['p50_ms']:8.2f} ms"
             f"  p99 {row['p99_ms']:8.2f} ms  errors {row['errors']}  GHL/req {row['ghl_per_request']:.2f}"
-            f"  CPU ms/req svc {row['cpu_ms']['service']:.2f} sbx {row['cpu_ms']['sandbox']:.2f}"
+            f"  CPU ms/req svc {row['cpu_ms']['service']:.2f}{store_text} sbx {row['cpu_ms']['sandbox']:.2f}"
             f" gen {row['cpu_ms']['loadgen']:.2f}")
         return row
 
@@ -176,10 +235,17 @@ class Bench:
             headers={"Authorization": f"Bearer {TOKEN}", "X-Location-Id": LOCATION,
                      "X-Subscriber-Id": "bench-capture"}).raise_for_status())
         direct = self.direct_sender(entries)
+        parts = self.parts()
+        steady = {}
+        if "steady" in parts:
+            log(f"    steady polls: {self.args.steady_zaps} Zaps (each its own X-Subscriber-Id and token), "
+                f"each polled once before the cells")
+            for service in self.services:
+                steady[service.label] = self.steady_zaps(service)
         run = [0]
         for concurrency in self.concurrencies():
             self.results["polls"].append(self.cell("polls", "direct", direct, concurrency))
-            for service in self.services:
+            for service in self.services if "polls" in parts else ():
                 run[0] += 1
                 prefix = f"bench-{run[0]}-"
 
@@ -191,6 +257,36 @@ class Bench:
                     response.content
                     return response.status_code
                 self.results["polls"].append(self.cell("polls", service.label, via, concurrency, service))
+            for service in self.services if steady else ():
+                self.results["steady"].append(
+                    self.cell("steady polls", service.label, steady[service.label], concurrency, service))
+
+    def steady_zaps(self, service):
+        """A sender polling ``--steady-zaps`` fixed Zaps of ``service`` in turn (poll ``n`` is Zap
+        ``n % zaps``, with token ``bench-token-<zap>``), after each polled once here (its first
+        poll: its page is then known, and every later poll is a steady one)."""
+        zaps = self.args.steady_zaps
+        prefix = f"steady-{re.sub(r'[^a-z0-9]+', '-', service.label.lower())}-"
+
+        def via(session, n):
+            zap = n % zaps
+            response = session.post(
+                f"{service.url}/triggers/{POLL_TRIGGER}", json={}, timeout=60,
+                headers={"Authorization": f"Bearer {bench_token(zap)}", "X-Location-Id": LOCATION,
+                         "X-Subscriber-Id": f"{prefix}{zap}"})
+            response.content
+            return response.status_code
+        local = threading.local()
+
+        def first_poll(zap):
+            if not hasattr(local, "session"):
+                local.session = new_session()
+            return via(local.session, zap)
+        with ThreadPoolExecutor(16) as pool:
+            statuses = Counter(pool.map(first_poll, range(zaps)))
+        if set(statuses) != {200}:
+            raise RuntimeError(f"the steady Zaps' first polls through '{service.label}' failed: {dict(statuses)}")
+        return via
 
     # -- (b) actions --------------------------------------------------------------------------
     def actions(self):
@@ -226,12 +322,60 @@ class Bench:
 
     # -- (c) dedupe ---------------------------------------------------------------------------
     def dedupe(self):
-        log(f"(c) dedupe cost against {self.args.dedupe_rows:,} seen identities")
-        path = self.workdir / "dedupe.sqlite3"
-        self.results["dedupe"] = dedupe_cost.measure(str(path), total=self.args.dedupe_rows,
-                                                     repeats=self.args.dedupe_repeats, log=log)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        """``bench.dedupe_cost.measure`` on a fresh store of each backend; on PostgreSQL, if that
+        fails, at least its size through ``measure_postgres_dedupe_size``."""
+        for backend in self.backends():
+            name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend]
+            ok = self.attempt(f"dedupe ({name})", lambda backend=backend: self.dedupe_cost(backend))
+            if backend == "postgres" and not ok:
+                self.attempt("dedupe size (PostgreSQL, measure_postgres_dedupe_size)", self.dedupe_postgres_size)
+
+    def dedupe_cost(self, backend):
+        from server.config import Settings
+        log(f"(c) dedupe cost on {backend} against {self.args.dedupe_rows:,} remembered identities (bench.dedupe_cost)")
+        database_path, database_url = self.store(backend).fresh(f"dedupe-{backend}")
+        try:
+            result = dedupe_cost.measure(Settings(database_path=str(database_path), database_url=database_url or ""),
+                                         identities=self.args.dedupe_rows, repeats=self.args.dedupe_repeats, log=log)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(database_path) + suffix).unlink(missing_ok=True)
+        self.results["dedupe" if backend == "sqlite" else "dedupe_postgres"] = {**result, "source": "dedupe_cost"}
+
+    def dedupe_postgres_size(self):
+        rows = self.args.pg_dedupe_rows
+        log(f"(c) dedupe size on PostgreSQL: {rows:,} identities recorded through the store")
+        _, url = self.store("postgres").fresh("dedupe-size")
+        self.results["dedupe_postgres"] = measure_postgres_dedupe_size(url, rows, log=log)
+
+    def attempt(self, name, part):
+        """Run one part; if it fails, say so (in the results too) and go on with the others."""
+        try:
+            part()
+        except Exception as exc:
+            log(f"  {name} FAILED:\n{traceback.format_exc()}")
+            self.results.setdefault("failed", {})[name] = f"{type(exc).__name__}: {exc}"[:300]
+            return False
+        return True
+
+    # -- (f) two hosts --------------------------------------------------------------------------
+    def hosts(self):
+        """A short two-host drill (``bench.drill --hosts 2``) on each backend: its totals."""
+        from bench.drill import DrillConfig, format_report, run_drill
+
+        def drill(backend):
+            log(f"(f) two hosts on one {backend} store: bench.drill --hosts 2 --minutes {self.args.hosts_minutes:g}")
+            database_url = self.store(backend).fresh("two-hosts")[1] if backend == "postgres" else None
+            config = DrillConfig(minutes=self.args.hosts_minutes, hosts=2, backend=backend, database_url=database_url,
+                                 seed=self.args.hosts_seed)
+            report = run_drill(config)
+            log(format_report(report))
+            self.results["hosts"].append({**report.totals(), "seed": report.seed, "minutes": config.minutes,
+                                          "zaps": config.zaps + len(report.events), "hook_rows": sum(
+                                              1 for row in report.rows if row["kind"] == "hook"),
+                                          "per_host": report.hosts})
+        for backend in self.backends():
+            self.attempt(f"two hosts ({backend})", lambda backend=backend: drill(backend))
 
     # -- (d) memory ---------------------------------------------------------------------------
     def memory(self):
@@ -291,9 +435,8 @@ class Bench:
         rows = []
         for over, share_seconds in ((0.0, 0), (spread, 0), (spread, spread)):
             name = f"share-{len(rows)}"
-            service = Service(self.sandbox.url, self.workdir / f"{name}.sqlite3", label=name,
-                              env={**self.service_env(), "POLL_SHARE_SECONDS": str(share_seconds)},
-                              log_path=self.workdir / f"{name}.log").start()
+            service = self.new_service(name, self.backends()[0],
+                                       env={"POLL_SHARE_SECONDS": str(share_seconds)}).start()
             try:
                 self.sandbox.clear_requests()
                 answers = self.zaps_poll(service, zaps, over)
@@ -332,23 +475,106 @@ class Bench:
         return answers
 
     # -- run --------------------------------------------------------------------------------
+    def parts(self):
+        return [p.strip() for p in self.args.parts.split(",") if p.strip()]
+
     def run(self):
-        parts = [p.strip() for p in self.args.parts.split(",")]
-        self.start()
+        parts = self.parts()
         try:
-            if "polls" in parts:
-                self.polls()
-            if "actions" in parts:
-                self.actions()
-            if "memory" in parts:
-                self.memory()
-            if "sharing" in parts:
-                self.sharing()
+            if set(parts) & {"polls", "steady", "actions", "memory", "sharing"}:
+                self.start()
+                try:
+                    if "polls" in parts or "steady" in parts:
+                        self.attempt("polls", self.polls)
+                    if "actions" in parts:
+                        self.attempt("actions", self.actions)
+                    if "memory" in parts:
+                        self.attempt("memory", self.memory)
+                    if "sharing" in parts:
+                        self.attempt("sharing", self.sharing)
+                finally:
+                    self.stop()
+            if "dedupe" in parts:
+                self.dedupe()
+            if "hosts" in parts:
+                self.hosts()
         finally:
-            self.stop()
-        if "dedupe" in parts:
-            self.dedupe()
+            self.stop_stores()
         return self.results
+
+
+def backends_of(text):
+    chosen = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown or not chosen:
+        raise SystemExit(f"unknown backend(s) {unknown or text!r}: choose from {', '.join(BACKENDS)}")
+    return chosen
+
+
+def measure_postgres_dedupe_size(database_url, identities=100_000, scopes=100, page=100, log=print):
+    """Bytes per remembered identity in PostgreSQL, independently of ``bench.dedupe_cost``:
+    ``identities`` contacts (``dedupe_cost``'s contact-sized items) recorded through the public
+    ``record`` API of the dedupe store that ``storage.backend.open_backend`` opens on
+    ``database_url`` (an empty database), in ``scopes`` scopes (64-hex names, as
+    ``triggers.poll.scope_for`` makes them) and pages of ``page``, as answered two redelivery
+    windows ago; then ``prune`` (30-day retention: every identity stays, bodies past the
+    window go), then ``pg_total_relation_size`` of ``PG_DEDUPE_TABLES`` (heap, indexes, TOAST)
+    as left, after ``VACUUM`` (what autovacuum leaves: the headline) and after ``VACUUM FULL``.
+    Returns a dict like ``dedupe_cost.measure``'s (no timings)."""
+    import hashlib
+
+    import psycopg
+
+    from server.config import load_settings
+    from storage.backend import open_backend
+    from triggers.identity import candidate_for
+
+    settings = load_settings({}).with_overrides({"database_url": database_url, "database_path": os.devnull})
+    keep_seconds = settings.redelivery_minutes * 60
+    now = time.time()
+    answered_at = now - 2 * keep_seconds - 60
+    base_ms = int((now - 40 * 86400) * 1000)
+    backend = open_backend(settings)
+    started = time.perf_counter()
+    per_scope = max(1, identities // scopes)
+    try:
+        store = backend.dedupe_store()
+        for s in range(scopes):
+            scope = hashlib.sha256(f"bench-dedupe-size-{s}".encode()).hexdigest()
+            for first in range(0, per_scope, page):
+                numbers = range(s * per_scope + first, s * per_scope + min(per_scope, first + page))
+                candidates = [candidate_for(dedupe_cost.LIST_RECORD, dedupe_cost.contact(n, base_ms))
+                              for n in reversed(numbers)]
+                store.record(scope, candidates, answered_at, answered=True)
+            if (s + 1) % max(1, scopes // 5) == 0:
+                log(f"  {(s + 1) * per_scope:,} identities recorded")
+        recorded = time.perf_counter() - started
+        store.prune(now, 30 * 86400)
+    finally:
+        backend.close()
+    rows = per_scope * scopes
+    sizes_sql = "SELECT t, COALESCE(pg_total_relation_size(to_regclass(t)), 0) FROM unnest(%s::text[]) AS t"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        def measure():
+            return dict(conn.execute(sizes_sql, (list(PG_DEDUPE_TABLES),)).fetchall())
+        present = [t for t in PG_DEDUPE_TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+        as_left = measure()
+        for table in present:
+            conn.execute(f"VACUUM {table}")
+        vacuumed = measure()
+        for table in present:
+            conn.execute(f"VACUUM FULL {table}")
+        full = measure()
+    size = sum(vacuumed.values())
+    result = {"backend": "postgres", "source": "measure_postgres_dedupe_size", "rows": rows,
+              "build_seconds": recorded, "bytes": size, "bytes_per_identity": size / rows,
+              "bytes_as_left": sum(as_left.values()), "bytes_per_identity_as_left": sum(as_left.values()) / rows,
+              "bytes_per_identity_full": sum(full.values()) / rows, "bytes_per_million": size * 1_000_000 / rows,
+              "sizes": {"tables": vacuumed, "tables_as_left": as_left, "tables_full": full}, "pages": []}
+    log(f"  {rows:,} identities: {result['bytes_per_identity']:.1f} B each after VACUUM, "
+        f"{result['bytes_per_identity_as_left']:.1f} B as left, {result['bytes_per_identity_full']:.1f} B after "
+        f"VACUUM FULL; per table after VACUUM {vacuumed}")
+    return result
 
 
 # -- reporting ----------------------------------------------------------------------------------
@@ -357,16 +583,27 @@ def _fmt(value, digits=1):
     return "n/a" if value is None or value != value else f"{value:,.{digits}f}"
 
 
+KIND_ORDER = ("polls", "steady polls", "actions")
+# Steady polls make the same GHL request as first polls: they compare with the same direct row.
+DIRECT_OF = {"steady polls": "polls"}
+
+
 def throughput_table(rows):
     lines = ["| kind | concurrency | path | req/s | p50 ms | p99 ms | errors | req/s vs direct | p50 vs direct "
-             "| GHL calls/req | CPU ms/req: service / sandbox / load gen |",
+             "| GHL calls/req | CPU ms/req: service / PostgreSQL server / sandbox / load gen |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     direct = {}
     for row in rows:
         if row["path"] == "direct":
             direct[(row["kind"], row["concurrency"])] = row
-    for row in rows:
-        base = direct.get((row["kind"], row["concurrency"]))
+    order = {kind: n for n, kind in enumerate(KIND_ORDER)}
+
+    def place(numbered):  # polls of both kinds together per concurrency (direct, first, steady); then actions
+        n, row = numbered
+        kind = order.get(row["kind"], len(order))
+        return order.get(DIRECT_OF.get(row["kind"], row["kind"]), kind), row["concurrency"], kind, n
+    for _, row in sorted(enumerate(rows), key=place):
+        base = direct.get((DIRECT_OF.get(row["kind"], row["kind"]), row["concurrency"]))
         if row["path"] == "direct" or base is None:
             thr, p50 = "1.00", "1.00"
         else:
@@ -374,25 +611,81 @@ def throughput_table(rows):
             p50 = f"{row['p50_ms'] / base['p50_ms']:.2f}" if base["p50_ms"] else "n/a"
         ghl = f"{row['ghl_per_request']:.2f}" + ("+" if row.get("ghl_log_full") else "")
         cpu = row["cpu_ms"]
+        store = cpu.get("store")
         cpu_text = (f"{cpu['service']:.2f} / " if row["path"] != "direct" else "– / ") + \
-            f"{cpu['sandbox']:.2f} / {cpu['loadgen']:.2f}"
+            (f"{store:.2f} / " if store is not None else "– / ") + f"{cpu['sandbox']:.2f} / {cpu['loadgen']:.2f}"
         lines.append(f"| {row['kind']} | {row['concurrency']} | {row['path']} | {_fmt(row['throughput'])} | "
                      f"{_fmt(row['p50_ms'], 2)} | {_fmt(row['p99_ms'], 2)} | {row['errors']} | {thr} | {p50} | "
                      f"{ghl} | {cpu_text} |")
     return "\n".join(lines)
 
 
-def dedupe_table(dedupe):
-    lines = ["| page | all already seen (steady state) | all new (a burst) | making the candidates |",
-             "|---:|---:|---:|---:|"]
-    for row in dedupe["pages"]:
-        lines.append(f"| {row['size']:,} | {row['seen_ms']:.2f} ms | {row['new_ms']:.2f} ms | "
-                     f"{row['candidates_ms']:.2f} ms |")
-    lines.append("")
-    lines.append(f"Store: {dedupe['rows']:,} seen identities, {dedupe['file_bytes'] / 1e6:,.0f} MB on disk "
-                 f"= **{dedupe['bytes_per_million'] / 1e6:,.0f} MB per million** (items stored as emitted, "
-                 f"about 450 bytes of JSON each, plus three indexes); built in {dedupe['build_seconds']:.1f}s.")
+def hosts_table(rows):
+    lines = ["| store | hosts | polls (per host) | GHL calls | most GHL calls in any 10 s (burst limit) | refused "
+             "for the limit | missing | duplicated | unexpected | hooks deleted on another host (problems) "
+             "| kills: gunicorn / hook worker | result |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['backend']} | {row['hosts']} | {row['polls']:,} "
+                     f"({' + '.join(f'{p:,}' for p in row['polls_per_host'])}) | {row['ghl_calls']:,} | "
+                     f"{row['peak']} ({row['limit']}) | {row['refused']} | {row['missing']} | {row['duplicated']} | "
+                     f"{row['unexpected']} | {row['hook_checks']} ({row['hook_problems']}) | "
+                     f"{row['worker_kills']} / {row['hook_worker_kills']} | {'FAILED' if row['failed'] else 'ok'} |")
+    if rows:
+        first = rows[0]
+        lines += ["", f"Each: `python -m bench.drill --hosts 2 --backend <store> --minutes {first['minutes']:g}` "
+                  f"(seed {', '.join(str(r['seed']) for r in rows)}): two gunicorn groups and two hook workers "
+                  f"on one store, {first['zaps']} Zaps polling through the hosts in turn and {first['hook_rows']} "
+                  "hooks, GHL faults, kills on both hosts; the sandbox counts every GHL call against its burst limit."]
     return "\n".join(lines)
+
+
+STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+def dedupe_measured(results):
+    """(store name, dedupe_cost result) for each store measured."""
+    found = [("SQLite", results.get("dedupe")), ("PostgreSQL", results.get("dedupe_postgres"))]
+    return [(name, result) for name, result in found if result and not result.get("error")]
+
+
+def dedupe_table(results):
+    measured = dedupe_measured(results)
+    timed = [(name, result) for name, result in measured if result.get("pages")]
+    lines = []
+    if timed:
+        several = len(timed) > 1
+        lines += ["| page | " + " | ".join(f"{name + ': ' if several else ''}all already seen (steady state) | "
+                                           f"{name + ': ' if several else ''}all new (a burst)" for name, _ in timed)
+                  + " | making the candidates |",
+                  "|---:|" + "---:|---:|" * len(timed) + "---:|"]
+        by_size = [{row["size"]: row for row in result["pages"]} for _, result in timed]
+        for size in sorted(set().union(*by_size)):
+            cells = [by_size[n].get(size) for n in range(len(timed))]
+            lines.append(f"| {size:,} | " + " | ".join(
+                f"{c['seen_ms']:.2f} ms | {c['new_ms']:.2f} ms" if c else "– | –" for c in cells)
+                + f" | {next(c for c in cells if c)['candidates_ms']:.2f} ms |")
+        lines.append("")
+    for name, result in measured:
+        if "bytes_per_identity" in result:
+            full = result.get("bytes_per_identity_full")
+            how = ("`measure_postgres_dedupe_size`" if result.get("source") == "measure_postgres_dedupe_size"
+                   else "`bench.dedupe_cost`")
+            lines.append(f"{name}: {result['rows']:,} remembered identities, recorded through the store's `record` "
+                         f"in {result['build_seconds']:.1f}s; once the redelivery window has passed (bodies pruned) "
+                         f"**{result['bytes_per_identity']:.1f} bytes per identity** = "
+                         f"{result['bytes_per_identity']:.1f} MB per million after `VACUUM`, "
+                         f"{result['bytes_per_identity_as_left']:.1f} B as left"
+                         + (f", {full:.1f} B after `VACUUM FULL`" if full else "") + f" ({how}).")
+            lines.append("")
+        else:  # a run from before issue 14: every body kept
+            lines.append(f"Store: {result['rows']:,} seen identities, {result['file_bytes'] / 1e6:,.0f} MB on disk "
+                         f"= **{result['bytes_per_million'] / 1e6:,.0f} MB per million** (items stored as emitted, "
+                         f"about 450 bytes of JSON each, plus three indexes); built in {result['build_seconds']:.1f}s.")
+    for name, result in [("SQLite", results.get("dedupe")), ("PostgreSQL", results.get("dedupe_postgres"))]:
+        if result and result.get("error"):
+            lines += [f"{name}: not measured ({result['error']}).", ""]
+    return "\n".join(lines).strip()
 
 
 def memory_table(memory):
@@ -469,12 +762,28 @@ def targets(results, latency_ms):
             lines.append(f"- polls, c16, {latency_ms:g} ms, {row['path']}: p50 {p50:.2f}x direct "
                          f"(target ≤ 1.05: {'met' if p50 <= 1.05 else 'MISSED'}), throughput {thr:.2f}x direct "
                          f"(target ≥ 0.90: {'met' if thr >= 0.90 else 'MISSED'})")
-    if results["dedupe"]:
-        page = next((p for p in results["dedupe"]["pages"] if p["size"] == 1000), None)
+    lines += steady_targets(results, latency_ms)
+    for name, result in dedupe_measured(results):
+        page = next((p for p in result.get("pages") or () if p["size"] == 1000), None)
         if page:
             worst = max(page["seen_ms"], page["new_ms"])
-            lines.append(f"- 1,000-item page deduped: {page['seen_ms']:.1f} ms all seen, {page['new_ms']:.1f} ms "
-                         f"all new (target < 20 ms: {'met' if worst < 20 else 'met when seen, MISSED when all new' if page['seen_ms'] < 20 else 'MISSED'})")
+            verdict = ("met" if worst < 20 else "met when seen, MISSED when all new" if page["seen_ms"] < 20
+                       else "MISSED")
+            lines.append(f"- 1,000-item page deduped{' on ' + name if len(dedupe_measured(results)) > 1 else ''}: "
+                         f"{page['seen_ms']:.1f} ms all seen, {page['new_ms']:.1f} ms all new "
+                         f"(target < 20 ms: {verdict})")
+    sizes = [f"{name} {result['bytes_per_identity']:,.1f} B" if "bytes_per_identity" in result
+             else f"{name} {result['bytes_per_million'] / 1e6:,.0f} B" for name, result in dedupe_measured(results)]
+    if sizes:
+        lines.append(f"- bytes per remembered identity (= MB per million), after the redelivery window: "
+                     f"{'; '.join(sizes)} (measured)")
+    for row in results.get("hosts") or []:
+        lines.append(f"- two hosts on {row['backend']}: {row['polls']:,} polls "
+                     f"({' + '.join(f'{p:,}' for p in row['polls_per_host'])}), {row['ghl_calls']:,} GHL calls, "
+                     f"at most {row['peak']} in any 10 s against a burst limit of {row['limit']} ({row['refused']} "
+                     f"refused), {row['missing']} missing, {row['duplicated']} duplicated "
+                     f"(target 0 missing, 0 duplicated, limit never exceeded: "
+                     f"{'met' if not row['failed'] else 'MISSED'})")
     for row in results.get("sharing") or []:
         when = "at once" if not row["over_seconds"] else f"over {row['over_seconds']:g} s"
         lines.append(f"- {row['zaps']} Zaps polling the same list {when}, POLL_SHARE_SECONDS={row['share_seconds']:g}: "
@@ -494,6 +803,38 @@ def targets(results, latency_ms):
     return "\n".join(lines)
 
 
+def steady_targets(results, latency_ms):
+    """The issue's steady-state targets, per service (store): p50 and throughput against direct
+    at 16, throughput at 64, CPU per poll."""
+    lines = []
+    direct = {r["concurrency"]: r for r in results["polls"] if r["path"] == "direct"}
+    steady = results.get("steady") or []
+    targets = STEADY_TARGETS
+    for label in dict.fromkeys(r["path"] for r in steady):
+        cells = {r["concurrency"]: r for r in steady if r["path"] == label}
+        c16, c64 = cells.get(16), cells.get(64)
+        if c16 and direct.get(16):
+            p50 = c16["p50_ms"] / direct[16]["p50_ms"]
+            thr = c16["throughput"] / direct[16]["throughput"]
+            lines.append(f"- steady polls, c16, {latency_ms:g} ms, {label}: p50 {p50:.2f}x direct (target ≤ "
+                         f"{targets['p50_c16']:.2f}: {'met' if p50 <= targets['p50_c16'] else 'MISSED'}), throughput "
+                         f"{thr:.2f}x direct (target ≥ {targets['throughput_c16']:.2f}: "
+                         f"{'met' if thr >= targets['throughput_c16'] else 'MISSED'})")
+        if c64 and direct.get(64):
+            thr = c64["throughput"] / direct[64]["throughput"]
+            lines.append(f"- steady polls, c64, {latency_ms:g} ms, {label}: throughput {thr:.2f}x direct (target ≥ "
+                         f"{targets['throughput_c64']:.2f}: {'met' if thr >= targets['throughput_c64'] else 'MISSED'})")
+        judged = c16 or next(iter(cells.values()))
+        cpu = judged["cpu_ms"]["service"]
+        others = ", ".join(f"c{c} {r['cpu_ms']['service']:.2f}" for c, r in sorted(cells.items()) if r is not judged)
+        store = judged["cpu_ms"].get("store")
+        lines.append(f"- CPU per steady poll, {label}: {cpu:.2f} ms of the service at c{judged['concurrency']}"
+                     + (f" ({others})" if others else "")
+                     + (f", plus {store:.2f} ms of the PostgreSQL server" if store is not None else "")
+                     + f" (target ≤ {targets['cpu_ms']:g} ms: {'met' if cpu <= targets['cpu_ms'] else 'MISSED'})")
+    return lines
+
+
 def bench_command():
     return "python -m bench.run_bench" + ("".join(" " + a for a in sys.argv[1:]) if sys.argv[1:] else "")
 
@@ -501,20 +842,34 @@ def bench_command():
 def render(results, args, started, elapsed, command=None):
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     command = command or bench_command()
+    backends = results.get("backends") or ["sqlite"]
+    stores = {"sqlite": "SQLite (one file)", "postgres": "PostgreSQL (a local server, a database per service)"}
     parts = [f"Run {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min, on {machine}. Command: `{command}` "
              f"(`make bench`). Upstream latency {args.latency_ms:g} ms; polls read a page of {args.page_items} "
-             f"contacts; {args.seconds:g} s measured per cell after {args.warmup:g} s of warm-up."]
-    if results["polls"] or results["actions"]:
-        parts += ["", "### Throughput and latency: service vs direct", "",
-                  throughput_table(results["polls"] + results["actions"])]
-    if results["dedupe"]:
-        parts += ["", "### Dedupe cost (`SqliteDedupeStore.answer`, median of "
-                  f"{args.dedupe_repeats})", "", dedupe_table(results["dedupe"])]
+             f"contacts; {args.seconds:g} s measured per cell after {args.warmup:g} s of warm-up. Stores: "
+             + ", ".join(stores.get(b, b) for b in backends) + "."]
+    if results["polls"] or results["actions"] or results.get("steady"):
+        steady_note = (f" First polls: a new X-Subscriber-Id per poll. Steady polls: "
+                       f"{getattr(args, 'steady_zaps', STEADY_ZAPS)} Zaps (each its own X-Subscriber-Id and token) "
+                       f"polled in turn, each polled once before (their direct is the polls' direct)."
+                       if results.get("steady") else "")
+        parts += ["", "### Throughput and latency: service vs direct", ""]
+        if steady_note:
+            parts += [steady_note.strip(), ""]
+        parts += [throughput_table(results["polls"] + (results.get("steady") or []) + results["actions"])]
+    if results["dedupe"] or results.get("dedupe_postgres"):
+        parts += ["", f"### Dedupe cost (the store's `answer`, median of {args.dedupe_repeats}; size per "
+                  "remembered identity)", "", dedupe_table(results)]
+    if results.get("hosts"):
+        parts += ["", "### Two hosts on one store", "", hosts_table(results["hosts"])]
     if results["memory"]:
         parts += ["", "### Worker memory", "", memory_table(results["memory"])]
     if results.get("sharing"):
         parts += ["", "### Shared reads: GHL requests for the same list", "", sharing_table(results["sharing"])]
     parts += ["", "### Against the targets", "", targets(results, args.latency_ms)]
+    if results.get("failed"):
+        parts += ["", "### Parts that failed", ""]
+        parts += [f"- {name}: `{error}`" for name, error in results["failed"].items()]
     return "\n".join(parts)
 
 
@@ -546,7 +901,25 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=4, help="workers of the gthread configuration")
     parser.add_argument("--threads", type=int, default=16, help="threads per worker of the gthread configuration")
     parser.add_argument("--sandbox-threads", type=int, default=160)
-    parser.add_argument("--parts", default="polls,actions,dedupe,memory,sharing")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="stores side by side, comma-separated: sqlite (one file), postgres (a throwaway "
+                             "PostgreSQL server started for the run, a fresh database per service; Debian's "
+                             "postgresql package: make postgres); default both. The memory and sharing parts "
+                             "run on the first")
+    parser.add_argument("--parts", default="polls,steady,actions,dedupe,memory,sharing,hosts",
+                        help="polls (first polls), steady (steady-state polls), actions, dedupe, memory, sharing, "
+                             "hosts (a two-host drill per store)")
+    parser.add_argument("--steady-zaps", type=int, default=STEADY_ZAPS,
+                        help=f"Zaps of the steady-poll cells, each its own X-Subscriber-Id and token (≤ {TOKENS})")
+    parser.add_argument("--hosts-minutes", type=float, default=0.5,
+                        help="minutes of faults and kills in the two-host drill (the hosts part), per store")
+    parser.add_argument("--hosts-seed", type=int, default=None, help="the two-host drill's seed (default random)")
+    parser.add_argument("--pg-dedupe-rows", type=int, default=100_000,
+                        help="identities recorded through the PostgreSQL store to measure its size per identity")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run to try things: 2 s cells after 0.5 s of warm-up, 100,000 dedupe rows, "
+                             "20,000 PostgreSQL dedupe rows, 10,000 memory polls, the sharing spread 10 s, "
+                             "0.25 min two-host drills (explicit options still win)")
     parser.add_argument("--dedupe-rows", type=int, default=1_000_000)
     parser.add_argument("--dedupe-repeats", type=int, default=7)
     parser.add_argument("--memory-polls", type=int, default=100_000)
@@ -559,7 +932,20 @@ def parse_args(argv=None):
     parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"), help="'' to leave BENCHMARKS.md alone")
     parser.add_argument("--json", default="", help="also write the raw results here")
     parser.add_argument("--from-json", default="", help="render a saved --json file instead of measuring")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:
+        given = {a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+        for name, value in QUICK.items():
+            if "--" + name.replace("_", "-") not in given:
+                setattr(args, name, value)
+    backends_of(args.backends)
+    if not 0 < args.steady_zaps <= TOKENS:
+        parser.error(f"--steady-zaps must be between 1 and {TOKENS} (the sandbox's tokens)")
+    return args
+
+
+QUICK = {"seconds": 2.0, "warmup": 0.5, "dedupe_rows": 100_000, "dedupe_repeats": 3, "pg_dedupe_rows": 20_000,
+         "memory_polls": 10_000, "memory_warmup": 500, "share_seconds": 10.0, "hosts_minutes": 0.25}
 
 
 def main(argv=None):
@@ -588,7 +974,7 @@ def main(argv=None):
         print(f"\nwritten to {args.write}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
-    return 0
+    return 1 if results.get("failed") else 0
 
 
 if __name__ == "__main__":

@@ -25,11 +25,16 @@ import logging
 import random
 import re
 import time
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import backoff
 import requests
+from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.hooks import default_hooks
+from requests.sessions import merge_hooks
+from requests.structures import CaseInsensitiveDict
 from urllib3 import encode_multipart_formdata
 
 from ghl.errors import GhlError, error_for_status
@@ -148,9 +153,9 @@ class GhlClient:
             headers["Content-Type"] = form[1]
         idempotent = method in IDEMPOTENT_METHODS
         try:
-            response = self.session.request(
-                method, url, params=query or None, json=body if body is not None else None,
-                data=form[0] if form is not None else None, headers=headers, timeout=timeout or self.timeout)
+            response = send(self.session, method, url, params=query or None, json=body if body is not None else None,
+                            data=form[0] if form is not None else None, headers=headers,
+                            timeout=timeout or self.timeout)
         except (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             error = GhlError(504 if isinstance(exc, requests.exceptions.ConnectTimeout) else 502,
                              "ghl_unreachable", "GHL could not be reached (connection timed out).")
@@ -173,8 +178,9 @@ class GhlClient:
             error = GhlError(502, "ghl_unreachable", "GHL could not be reached.")
             raise _Retry(error, True, self._backoff_wait(attempt)) from None
 
-        log.info("ghl %s %s -> %s (rate remaining %s)", method, loggable_path(urlsplit(url).path),
-                 response.status_code, response.headers.get("X-RateLimit-Remaining", "?"))
+        if log.isEnabledFor(logging.INFO):
+            log.info("ghl %s %s -> %s (rate remaining %s)", method, loggable_path(urlsplit(url).path),
+                     response.status_code, response.headers.get("X-RateLimit-Remaining", "?"))
         if response.status_code < 400:
             return GhlResponse(response.status_code, _json_body(response), dict(response.headers))
         retry_after = _retry_after_seconds(response.headers)
@@ -247,8 +253,6 @@ class GhlClient:
         def give_up(exc):
             return (not exc.retriable) or (time.monotonic() - started + exc.wait > max_seconds)
 
-        @backoff.on_exception(backoff.runtime, _Retry, value=lambda exc: exc.wait, jitter=None,
-                              max_tries=max_tries, giveup=give_up, logger=None)
         def attempt():
             n = attempts["n"]
             attempts["n"] += 1
@@ -262,10 +266,117 @@ class GhlClient:
                                           "seconds.", retry_after=wait), False, 0) from None
             return self._attempt(method, url, token, version, query, body, n, scopes, timeout, form)
 
-        try:
-            return attempt()
-        except _Retry as exc:
-            raise exc.error from None
+        # What ``backoff.on_exception(backoff.runtime, _Retry, value=lambda exc: exc.wait,
+        # jitter=None, max_tries=max_tries, giveup=give_up)`` did, without building its decorator
+        # on every call: up to ``max_tries`` attempts, each failed one waiting ``exc.wait`` unless
+        # ``give_up`` says stop.
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return attempt()
+            except _Retry as exc:
+                if give_up(exc) or tries == max_tries:
+                    raise exc.error from None
+                time.sleep(exc.wait)
+
+
+# ``Session.request``'s own methods: a session that overrides none of them is sent through ``send``'s
+# shortcut, anything else through its own ``request``.
+_SESSION_METHODS = (requests.Session.request, requests.Session.prepare_request,
+                    requests.Session.merge_environment_settings)
+_SESSION_METHOD_NAMES = frozenset({"request", "prepare_request", "merge_environment_settings"})
+# Prepared URLs by (URL, query): ``PreparedRequest.prepare_url`` is a pure function of the two and a
+# fifth of ``requests``' own CPU per call. Bounded; emptied when full.
+_PREPARED_URLS = {}
+MAX_PREPARED_URLS = 2048
+
+
+def send(session, method, url, params=None, data=None, headers=None, json=None, timeout=None):
+    """``session.request(method, url, params=..., data=..., headers=..., json=..., timeout=...)``,
+    sent the same, for less CPU.
+
+    For a plain ``requests.Session`` that does not read the environment (``trust_env`` off, as
+    ``pooled_session`` makes it) and has no session-wide auth or params, this does what
+    ``Session.request`` does (``Request`` -> ``Session.prepare_request`` ->
+    ``merge_environment_settings`` -> ``Session.send``) with ``requests``' own preparation steps,
+    but merges the session's headers and proxies without ``requests.utils.to_key_val_list`` (whose
+    ``isinstance`` checks against typing Protocols cost more than the merge) and reuses the
+    prepared URL of an identical (URL, query). The same PreparedRequest reaches the same
+    ``Session.send`` (adapters, hooks, cookies, redirects). Any other session, or one whose
+    ``request`` (or a step of it) was replaced on the instance: its ``request``.
+    """
+    cls = type(session)
+    if (not isinstance(session, requests.Session)
+            or (cls.request, cls.prepare_request, cls.merge_environment_settings) != _SESSION_METHODS
+            or not _SESSION_METHOD_NAMES.isdisjoint(vars(session))
+            or session.trust_env or session.auth is not None or session.params
+            or not isinstance(session.params, Mapping)
+            or not isinstance(session.headers, Mapping) or not isinstance(session.proxies, Mapping)
+            or not isinstance(params or {}, Mapping) or not isinstance(headers or {}, Mapping)):
+        return session.request(method, url, params=params, data=data, headers=headers, json=json,
+                               timeout=timeout)
+    method = method.upper()
+    # Session.request: Request(data=data or {}, params=params or {}, headers=headers or {}, files=[]).
+    data = data or {}
+    # merge_setting(request params, session params {}): the request's, without None values.
+    params = OrderedDict((k, v) for k, v in (params or {}).items() if v is not None)
+    # merge_setting(request headers, session headers, CaseInsensitiveDict): the session's, then the
+    # request's (a name in both keeps the session's place, the request's spelling and value),
+    # without None values.
+    merged = CaseInsensitiveDict()
+    for name, value in session.headers.items():
+        merged[name] = value
+    for name, value in (headers or {}).items():
+        merged[name] = value
+    for name in [name for name, value in merged.items() if value is None]:
+        del merged[name]
+    prepared = requests.PreparedRequest()
+    prepared.prepare_method(method)
+    prepared.url = _prepared_url(url, params)
+    prepared.prepare_headers(merged)
+    prepared.prepare_cookies(merge_cookies(RequestsCookieJar(), session.cookies))
+    prepared.prepare_body(data, [], json)
+    prepared.prepare_auth(None, url)
+    prepared.prepare_hooks(merge_hooks(default_hooks(), session.hooks))
+    # merge_environment_settings without the environment: the session's proxies (None values
+    # dropped), stream, verify and cert.
+    proxies = OrderedDict((k, v) for k, v in session.proxies.items() if v is not None)
+    return session.send(prepared, timeout=timeout, allow_redirects=True, proxies=proxies,
+                        stream=session.stream, verify=session.verify, cert=session.cert)
+
+
+def _query_key(params):
+    """A hashable key telling ``params`` apart exactly as ``requests`` encodes them (types too:
+    ``True`` and ``1`` encode differently); None when a value cannot be a key."""
+    key = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):
+            value = (type(value), tuple((type(v), v) for v in value))
+        key.append((type(name), name, type(value), value))
+    key = tuple(key)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _prepared_url(url, params):
+    """``PreparedRequest.prepare_url(url, params)``'s URL, remembered per (URL, query)."""
+    key = _query_key(params)
+    if key is not None:
+        key = (url, key)
+        found = _PREPARED_URLS.get(key)
+        if found is not None:
+            return found
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, params)
+    if key is not None:
+        if len(_PREPARED_URLS) >= MAX_PREPARED_URLS:
+            _PREPARED_URLS.clear()
+        _PREPARED_URLS[key] = prepared.url
+    return prepared.url
 
 
 def pooled_session(base_url, pool_size=32):
@@ -297,13 +408,14 @@ def _may_have_been_sent(exc):
     return not any(marker in text for marker in never_connected)
 
 
-def client_from_settings(settings, secret="", session=None):
-    """The client as configured: retries, the shared per-location rate budget, shared reads."""
+def client_from_settings(settings, backend, secret="", session=None):
+    """The client as configured: retries, and the per-location rate budget and shared reads
+    kept in ``backend`` (``storage.backend.open_backend``), shared by every process using it."""
     from ghl.rate_budget import RateBudget
     from ghl.shared_reads import SharedReads
     budget = None
     if settings.ghl_burst_max > 0:
-        budget = RateBudget(settings.database_path, settings.ghl_burst_max, settings.ghl_burst_window_seconds)
+        budget = RateBudget(backend.rate_slots(), settings.ghl_burst_max, settings.ghl_burst_window_seconds)
     return GhlClient(
         settings.ghl_base_url,
         connect_timeout=settings.ghl_connect_timeout,
@@ -312,7 +424,7 @@ def client_from_settings(settings, secret="", session=None):
         max_seconds=settings.ghl_max_seconds,
         session=session,
         rate_budget=budget,
-        shared_reads=SharedReads(settings.database_path, settings.poll_share_seconds),
+        shared_reads=SharedReads(backend.shared_read_table(), settings.poll_share_seconds),
         secret=secret,
         file_fetcher=FileFetcher.from_settings(settings),
     )

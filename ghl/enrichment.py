@@ -30,7 +30,7 @@ from GHL's data (``triggers.poll``), so enrichment can never change dedupe or ch
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -86,12 +86,14 @@ class UnknownTimeZone(Exception):
 @dataclass(frozen=True)
 class Context:
     """Who asks (``client``, ``token``), the location the request named (items' own
-    ``locationId`` wins), and the web app's base URL."""
+    ``locationId`` wins), and the web app's base URL; ``lookups``: those already made for the
+    items being enriched (``Prepared``), else None."""
 
     client: object
     token: str
     location_id: str = None
     app_url: str = DEFAULT_APP_URL
+    lookups: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def for_request(cls, client, token, record, inputs, app_url=DEFAULT_APP_URL):
@@ -144,6 +146,12 @@ def custom_field_output_key(definition):
     return key or definition["id"]
 
 
+def enriches(record):
+    """Whether ``enrich_items`` may change ``record``'s items (a contact or opportunity record, or
+    one with zone-less local times); when not, it returns them as they are."""
+    return record_kind(record) is not None or bool(local_time_fields(record))
+
+
 def enrich_items(context, record, items):
     """``items`` (plain objects) with the extra keys and zoned times of the module doc; others are
     returned as they are."""
@@ -151,9 +159,31 @@ def enrich_items(context, record, items):
     local_times = local_time_fields(record)
     if (kind is None and not local_times) or context is None or not items:
         return items
-    lookups = _Lookups(context, kind)
+    lookups = context.lookups or _Lookups(context, kind)
     return [_enriched(item, kind, local_times, record, context, lookups) if isinstance(item, dict) else item
             for item in items]
+
+
+class Prepared:
+    """``enrich_items`` in two steps, for items that may never go out (a poll's items the store
+    already knows): making it does every GHL lookup ``enrich_items(context, record, items)``
+    would, in the same order; ``enrich(items)`` (those same items) then gives what that call
+    gives, computing only, never calling GHL."""
+
+    def __init__(self, context, record, items):
+        self.record = record
+        self.context = context
+        kind, local_times = record_kind(record), local_time_fields(record)
+        if (kind is None and not local_times) or context is None or not items:
+            return
+        lookups = _Lookups(context, kind)
+        for item in items:
+            if isinstance(item, dict):
+                _load(item, kind, local_times, context, lookups)
+        self.context = replace(context, lookups=lookups)
+
+    def enrich(self, items):
+        return enrich_items(self.context, self.record, items)
 
 
 def enrich_sample(record, sample):
@@ -190,14 +220,36 @@ def _ghl_id(item, record):
     return value if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
 
 
-def _enriched(item, kind, local_times, record, context, lookups):
+def _location(item, context):
     location = item.get("locationId") if isinstance(item.get("locationId"), str) else None
-    location = location or context.location_id
+    return location or context.location_id
+
+
+def _zoned(item, location, local_times, lookups):
     if local_times and location and any(isinstance(item.get(f), str) and WALL_CLOCK.fullmatch(item[f])
                                         for f in local_times):
         zone = lookups.zone(location)
         if zone is not None:
             item = with_zoned_times(item, local_times, zone)
+    return item
+
+
+def _load(item, kind, local_times, context, lookups):
+    """The lookups ``_enriched(item, ...)`` asks ``lookups`` for, asked in its order."""
+    location = _location(item, context)
+    item = _zoned(item, location, local_times, lookups)
+    if kind is None or not location:
+        return
+    entries = item.get("customFields")
+    if isinstance(entries, list) and entries:
+        lookups.definitions(location)
+    if kind == OPPORTUNITY and isinstance(item.get("pipelineId"), str):
+        lookups.pipelines(location)
+
+
+def _enriched(item, kind, local_times, record, context, lookups):
+    location = _location(item, context)
+    item = _zoned(item, location, local_times, lookups)
     if kind is None:
         return item
     extra = {}

@@ -1,4 +1,4 @@
-"""Identical GHL reads in flight at once share one request, across every process.
+"""Identical GHL reads in flight at once share one request, across every process and host.
 
 Fifty Zaps polling the same list with the same token would otherwise spend fifty requests
 of the location's rate budget on one answer. The first caller (the leader) takes a lease on
@@ -6,21 +6,25 @@ the read's key and fetches; callers that arrive meanwhile wait for the leader's 
 answer is also reused for ``ttl_seconds`` (0: only by callers that were already waiting).
 A write by the same token drops its shared answers, so a create is visible to the next poll.
 Only successful answers are shared; a failure is the leader's alone and followers fetch
-for themselves.
+for themselves. The leases and answers live in the store's ``SharedReadTable`` (``storage.contract``).
 """
 
 import hashlib
 import json
 import os
+import socket
 import time
 
+from storage.contract import SharedReadTable
 from storage.sqlite import SqliteConnections
+from storage.sqlite_migrations import ensure_schema
 
 LEASE_SECONDS = 30.0  # a backstop: a leader whose process died is noticed at once (see _leader_gone)
 WAIT_STEP_SECONDS = 0.02
 # Answers are kept this long past their use (at least the TTL), then pruned at most this often.
 KEEP_SECONDS = 60.0
 PRUNE_EVERY_SECONDS = 60.0
+_HOST = socket.gethostname()
 
 
 def read_key(owner, method, path, query, body):
@@ -29,109 +33,71 @@ def read_key(owner, method, path, query, body):
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def leader_id():
+    """Who leads a read: ``host:pid``. Only the leader's own host can tell that its process is gone."""
+    return f"{_HOST}:{os.getpid()}"
+
+
 class SharedReads:
-    def __init__(self, path, ttl_seconds=0.0, clock=time.time, sleep=time.sleep):
-        self.path = path
+    def __init__(self, table, ttl_seconds=0.0, clock=time.time, sleep=time.sleep):
+        self.table = table
         self.ttl = ttl_seconds
         self.clock = clock
         self.sleep = sleep
-        self._connections = SqliteConnections(path)
         self._last_prune = 0.0
-        self._connections.migrate(_create_table)
-
-    def _connection(self):
-        return self._connections.get()
-
-    def _fresh(self, key, since):
-        row = self._connection().execute(
-            "SELECT status, body, headers, fetched_at FROM shared_reads WHERE key = ? AND fetched_at >= ?",
-            (key, since)).fetchone()
-        if row is None:
-            return None
-        return row[0], json.loads(row[1]), json.loads(row[2])
-
-    def _claim(self, key, owner, now):
-        """True when this caller becomes the leader for ``key``."""
-        conn = self._connection()
-        cursor = conn.execute(
-            "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until, owner = excluded.owner,"
-            " leader_pid = excluded.leader_pid, waiters = 0 WHERE shared_reads.lease_until < ?",
-            (key, owner, now + LEASE_SECONDS, os.getpid(), now))
-        return cursor.rowcount == 1
 
     def _leader_gone(self, key):
         """End the lease of a leader whose process no longer exists (a gunicorn worker killed
-        mid-read), so its followers need not wait out the lease; True if it did."""
-        row = self._connection().execute(
-            "SELECT leader_pid FROM shared_reads WHERE key = ? AND lease_until > 0", (key,)).fetchone()
-        if row is None or row[0] is None or row[0] == os.getpid() or _process_exists(row[0]):
+        mid-read), so its followers need not wait out the lease; True if it did. A leader on
+        another host cannot be checked from here: its followers wait out the lease instead."""
+        leader = self.table.leader(key)
+        if leader is None:
             return False
-        cursor = self._connection().execute(
-            "UPDATE shared_reads SET lease_until = 0 WHERE key = ? AND leader_pid = ?", (key, row[0]))
-        return cursor.rowcount == 1
-
-    def _wait_for_leader(self, key, now):
-        """Tell the leader an answer is awaited (so it stores one); False when there is no leader."""
-        cursor = self._connection().execute(
-            "UPDATE shared_reads SET waiters = waiters + 1 WHERE key = ? AND lease_until >= ?", (key, now))
-        return cursor.rowcount == 1
-
-    def _publish(self, key, status, body, headers):
-        """End the lease. The answer is stored only when it will be read: a TTL is set, or someone
-        waits; most reads have no follower, and then this is one small write."""
-        conn = self._connection()
-        if self.ttl <= 0:
-            released = conn.execute("DELETE FROM shared_reads WHERE key = ? AND waiters = 0", (key,))
-            if released.rowcount == 1:
-                return
-        # A follower that registers after the check above finds the lease gone and fetches itself.
-        conn.execute(
-            "UPDATE shared_reads SET status = ?, body = ?, headers = ?, fetched_at = ?, lease_until = 0,"
-            " waiters = 0 WHERE key = ?", (status, json.dumps(body), json.dumps(headers), self.clock(), key))
+        host, _, pid = leader.rpartition(":")
+        if host != _HOST or not pid.isdigit() or int(pid) == os.getpid() or _process_exists(int(pid)):
+            return False
+        return self.table.end_lease_of(key, leader)
 
     def read(self, owner, key, fetch, deadline):
         """The answer for ``key``: shared when possible, else ``fetch()`` -> (status, body, headers)."""
         arrived = self.clock()
         if self.ttl > 0:
-            shared = self._fresh(key, arrived - self.ttl)
+            shared = self.table.fresh(key, arrived - self.ttl)
             if shared is not None:
                 return shared
         waiting = False
         while True:
             now = self.clock()
-            if self._claim(key, owner, now):
+            if self.table.claim(key, owner, leader_id(), now, now + LEASE_SECONDS):
                 try:
                     status, body, headers = fetch()
                 except BaseException:
-                    self._connection().execute(
-                        "UPDATE shared_reads SET lease_until = 0, waiters = 0 WHERE key = ?", (key,))
+                    self.table.release(key)
                     raise
-                self._publish(key, status, body, headers)
+                # Stored only when it will be read (a TTL, or someone waits); most reads have no
+                # follower, and then publishing is one small write.
+                self.table.publish(key, status, body, headers, self.clock(), keep=self.ttl > 0)
                 self._maybe_prune()
                 return status, body, headers
             if self._leader_gone(key):
                 continue
             if not waiting:
-                waiting = self._wait_for_leader(key, now)
+                waiting = self.table.wait_for_leader(key, now)
             if now >= deadline:
                 return fetch()
             self.sleep(WAIT_STEP_SECONDS)
             # Before claiming again: the lease may have ended because the answer is in.
-            shared = self._fresh(key, arrived)
+            shared = self.table.fresh(key, arrived)
             if shared is not None:
                 return shared
 
     def forget_owner(self, owner):
         """Drop every shared answer of ``owner`` (after it changed something in GHL)."""
-        self._connection().execute("DELETE FROM shared_reads WHERE owner = ? AND lease_until < ?",
-                                   (owner, self.clock()))
+        self.table.forget_owner(owner, self.clock())
 
     def prune(self, older_than):
         """Drop answers fetched before ``older_than`` (a stored answer is only useful for the TTL)."""
-        self._connection().execute(
-            "DELETE FROM shared_reads WHERE (fetched_at IS NULL OR fetched_at < ?) AND lease_until < ?",
-            (older_than, self.clock()))
+        self.table.prune(older_than, self.clock())
 
     def _maybe_prune(self):
         now = self.clock()
@@ -140,18 +106,67 @@ class SharedReads:
             self.prune(now - max(self.ttl, KEEP_SECONDS))
 
 
-COLUMNS = ("key", "owner", "status", "body", "headers", "fetched_at", "lease_until", "waiters", "leader_pid")
+class SqliteSharedReadTable(SharedReadTable):
+    def __init__(self, path):
+        self.path = path
+        self._connections = SqliteConnections(path)
+        ensure_schema(self._connections)  # the table: storage.sqlite_migrations
 
+    def _connection(self):
+        return self._connections.get()
 
-def _create_table(conn):
-    # The table only holds answers for a minute or so: one of another shape is dropped, not migrated.
-    present = tuple(row[1] for row in conn.execute("PRAGMA table_info(shared_reads)"))
-    if present and present != COLUMNS:
-        conn.execute("DROP TABLE shared_reads")
-    conn.execute("CREATE TABLE IF NOT EXISTS shared_reads (key TEXT PRIMARY KEY, owner TEXT NOT NULL,"
-                 " status INTEGER, body TEXT, headers TEXT, fetched_at REAL, lease_until REAL NOT NULL,"
-                 " waiters INTEGER NOT NULL DEFAULT 0, leader_pid INTEGER)")
-    conn.execute("CREATE INDEX IF NOT EXISTS shared_reads_by_owner ON shared_reads (owner)")
+    def fresh(self, key, since):
+        row = self._connection().execute(
+            "SELECT status, body, headers, fetched_at FROM shared_reads WHERE key = ? AND fetched_at >= ?",
+            (key, since)).fetchone()
+        if row is None:
+            return None
+        return row[0], json.loads(row[1]), json.loads(row[2])
+
+    def claim(self, key, owner, leader, now, lease_until):
+        cursor = self._connection().execute(
+            "INSERT INTO shared_reads (key, owner, lease_until, leader) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET lease_until = excluded.lease_until, owner = excluded.owner,"
+            " leader = excluded.leader, waiters = 0 WHERE shared_reads.lease_until < ?",
+            (key, owner, lease_until, leader, now))
+        return cursor.rowcount == 1
+
+    def leader(self, key):
+        row = self._connection().execute(
+            "SELECT leader FROM shared_reads WHERE key = ? AND lease_until > 0", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def end_lease_of(self, key, leader):
+        cursor = self._connection().execute(
+            "UPDATE shared_reads SET lease_until = 0 WHERE key = ? AND leader = ?", (key, leader))
+        return cursor.rowcount == 1
+
+    def wait_for_leader(self, key, now):
+        cursor = self._connection().execute(
+            "UPDATE shared_reads SET waiters = waiters + 1 WHERE key = ? AND lease_until >= ?", (key, now))
+        return cursor.rowcount == 1
+
+    def release(self, key):
+        self._connection().execute("UPDATE shared_reads SET lease_until = 0, waiters = 0 WHERE key = ?", (key,))
+
+    def publish(self, key, status, body, headers, fetched_at, keep):
+        conn = self._connection()
+        if not keep:
+            released = conn.execute("DELETE FROM shared_reads WHERE key = ? AND waiters = 0", (key,))
+            if released.rowcount == 1:
+                return
+        # A follower that registers after the check above finds the lease gone and fetches itself.
+        conn.execute(
+            "UPDATE shared_reads SET status = ?, body = ?, headers = ?, fetched_at = ?, lease_until = 0,"
+            " waiters = 0 WHERE key = ?", (status, json.dumps(body), json.dumps(headers), fetched_at, key))
+
+    def forget_owner(self, owner, now):
+        self._connection().execute("DELETE FROM shared_reads WHERE owner = ? AND lease_until < ?", (owner, now))
+
+    def prune(self, older_than, now):
+        self._connection().execute(
+            "DELETE FROM shared_reads WHERE (fetched_at IS NULL OR fetched_at < ?) AND lease_until < ?",
+            (older_than, now))
 
 
 def _process_exists(pid):

@@ -11,7 +11,7 @@ from server.errors import error_response, register_error_handlers
 from server.json_provider import FastJsonProvider
 from server.log_setup import configure_logging
 from server.secrets import load_secret_key
-from triggers.dedupe_store import SqliteDedupeStore
+from storage.backend import open_backend
 
 # Paths anyone may read even when CONNECTOR_KEY is set.
 PUBLIC_PREFIXES = ("/catalog", "/static/")
@@ -21,11 +21,12 @@ PUBLIC_PATHS = {"/", "/healthz", "/openapi.json"}
 class Services:
     """What the blueprints share, kept in ``app.extensions["ghl_zapier"]``."""
 
-    def __init__(self, settings, catalog, client, store, secret_key):
+    def __init__(self, settings, catalog, client, backend, secret_key):
         self.settings = settings
         self.catalog = catalog
         self.client = client
-        self.store = store
+        self.backend = backend
+        self.store = backend.dedupe_store()
         self.secret_key = secret_key
 
 
@@ -57,14 +58,15 @@ def create_app(test_config=None, environ=None):
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     catalog = load_catalog()
     secret_key = load_secret_key(settings)
+    backend = open_backend(settings)
     app.extensions["ghl_zapier"] = Services(
         settings=settings,
         catalog=catalog,
-        client=client_from_settings(settings, secret=secret_key),
-        store=SqliteDedupeStore(settings.database_path),
+        client=client_from_settings(settings, backend, secret=secret_key),
+        backend=backend,
         secret_key=secret_key,
     )
-    register_error_handlers(app)
+    register_error_handlers(app, backend)
     _require_connector_key(app)
 
     from server.routes import (actions, catalog_pages, health, hooks, triggers, zapier, zapier_choices, zapier_fields,

@@ -24,7 +24,7 @@ from ghl.credentials import credential_id
 from ghl.errors import GhlError
 from server.config import load_settings
 from server.secrets import load_secret_key
-from triggers.dedupe_store import SqliteDedupeStore
+from storage.backend import open_backend
 from triggers.poll import LIVE, SAMPLE, PollLimits, poll_once, scope_for
 
 SANDBOX_TOKEN = "sandbox-token"
@@ -82,10 +82,11 @@ def main(argv=None, out=sys.stdout):
     try:
         inputs = validate_inputs(record, fill_location(record, parse_inputs(args.inputs, args.json), args.location))
         secret = load_secret_key(settings)
-        client = client_from_settings(settings, secret=secret)
+        backend = open_backend(settings)
+        client = client_from_settings(settings, backend, secret=secret)
         inputs = resolve_custom_field_inputs(client, token, args.location, record, inputs)
         if args.command == "trigger":
-            store = SqliteDedupeStore(settings.database_path)
+            store = backend.dedupe_store()
             scope = scope_for(credential_id(secret, token), record["key"], inputs, subscriber=f"cli:{args.subscriber}")
             result = poll_once(client, store, record, inputs, token, scope, PollLimits.from_settings(settings),
                                mode=LIVE if args.live else SAMPLE, app_url=settings.ghl_app_url)

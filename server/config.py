@@ -5,7 +5,7 @@ no ``GHL_BASE_URL`` is configured, the sandbox GHL.
 """
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ghl.enrichment import DEFAULT_APP_URL
@@ -22,6 +22,11 @@ class Settings:
     # GHL's web app, for links to records in items; agencies white-label it (their own domain).
     ghl_app_url: str = DEFAULT_APP_URL
     database_path: str = str(PROJECT_ROOT / "var" / "ghl-zapier.sqlite3")
+    # A postgresql:// URL puts all shared state in PostgreSQL (several hosts) instead of the
+    # SQLite file; it holds a password, so it is never logged or shown.
+    database_url: str = field(default="", repr=False)
+    # PostgreSQL connections per process (a gunicorn worker or a hook worker).
+    database_pool_size: int = 8
     connector_key: str = ""
     # The https URL Zapier reaches this service at (behind a TLS proxy the request's own host is not it).
     public_url: str = ""
@@ -93,6 +98,15 @@ def _app_url(environ):
     return value
 
 
+def _database_url(environ):
+    value = environ.get("DATABASE_URL", "").strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        # Not quoted back: a malformed URL may still hold a password.
+        raise ValueError("DATABASE_URL must be a postgresql:// URL "
+                         "(postgresql://user:password@host:5432/dbname); leave it unset for SQLite at DATABASE_PATH")
+    return value
+
+
 def load_settings(environ=None):
     """Settings from ``environ`` (default ``os.environ``)."""
     environ = os.environ if environ is None else environ
@@ -104,6 +118,8 @@ def load_settings(environ=None):
         using_sandbox=not base_url,
         ghl_app_url=_app_url(environ),
         database_path=environ.get("DATABASE_PATH", "").strip() or defaults.database_path,
+        database_url=_database_url(environ),
+        database_pool_size=max(1, _int(environ, "DATABASE_POOL_SIZE", defaults.database_pool_size)),
         connector_key=environ.get("CONNECTOR_KEY", "").strip(),
         public_url=environ.get("PUBLIC_URL", "").strip().rstrip("/"),
         secret_key=environ.get("SECRET_KEY", "").strip(),

@@ -1,7 +1,6 @@
 """Every error leaves the service as JSON ``{"error": {"code", "message", ...}}``."""
 
 import logging
-import sqlite3
 import traceback
 
 from flask import jsonify
@@ -9,7 +8,6 @@ from werkzeug.exceptions import HTTPException
 
 from catalog.inputs import InvalidInput
 from ghl.errors import GhlError
-from storage.sqlite import is_busy, is_storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +58,15 @@ def _http_error(exc):
     return error_response(exc.code or 500, code, exc.description or exc.name, headers=headers)
 
 
-def _storage_error(exc):
-    if not (is_storage_fault(exc) or is_busy(exc)):
-        return _unexpected(exc)  # a statement's own error is a bug, not an outage
-    log.warning("storage unavailable: %s", getattr(exc, "sqlite_errorname", type(exc).__name__))
-    return error_response(503, "storage_unavailable",
-                          "The service's database is unavailable right now; try again shortly.",
-                          headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})
+def _storage_error_handler(backend):
+    def storage_error(exc):
+        if not backend.is_unavailable(exc):
+            return _unexpected(exc)  # a statement's own error is a bug, not an outage
+        log.warning("storage unavailable: %s", backend.describe(exc))
+        return error_response(503, "storage_unavailable",
+                              "The service's database is unavailable right now; try again shortly.",
+                              headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})
+    return storage_error
 
 
 def _unexpected(exc):
@@ -76,10 +76,11 @@ def _unexpected(exc):
     return error_response(500, "internal_error", "Something went wrong inside the service; it has been logged.")
 
 
-def register_error_handlers(app):
+def register_error_handlers(app, backend):
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(InvalidInput, _invalid_input)
     app.register_error_handler(GhlError, _ghl_error)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(sqlite3.Error, _storage_error)
+    for error_class in backend.errors:
+        app.register_error_handler(error_class, _storage_error_handler(backend))
     app.register_error_handler(Exception, _unexpected)

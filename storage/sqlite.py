@@ -118,8 +118,8 @@ def _os_thread_local():
     return threading.local()
 
 
-# Schemas a storage fault kept ``migrate`` from applying, per (file, row factory); the next
-# connection opened for that key applies them first.
+# Schema setups a storage fault kept ``migrate``/``prepare`` from applying, per (file, row
+# factory); the next connection opened for that key applies them first.
 _DEFERRED_MIGRATIONS = {}
 
 # Per thread, one connection per (file, row factory), whichever store asks: the dedupe store,
@@ -161,6 +161,9 @@ class SqliteConnections:
         try:
             if self.row_factory is not None:
                 conn.row_factory = self.row_factory
+            # Only a new (empty) file takes it, and only before WAL writes its header: a file
+            # whose pruned pages go back to the file system (``incremental_vacuum``).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
@@ -176,10 +179,10 @@ class SqliteConnections:
         if not pending:
             return
         try:
-            for schema in pending:
-                _apply_schema(conn, schema)
+            for setup in pending:
+                setup(conn)
         except BaseException:
-            _DEFERRED_MIGRATIONS.setdefault(self._key, []).extend(pending)
+            _defer(self._key, pending)
             raise
 
     def transaction(self):
@@ -194,17 +197,26 @@ class SqliteConnections:
         reports as "database is locked" without waiting. Taking the write lock first makes them
         queue on the busy timeout instead.
 
+        The service's own tables are versioned: ``storage.sqlite_migrations.ensure_schema``
+        (through ``prepare``). This is for a schema of one's own (tests).
+        """
+        self.prepare(_SchemaScript(schema))
+
+    def prepare(self, setup):
+        """Run ``setup(connection)`` now, which brings the file's schema up to date itself
+        (``storage.sqlite_migrations``: it takes the write lock only when there is work).
+
         When a storage fault stops it (a process started while the file is unwritable), the
-        schema waits for the next connection that opens, so the process still comes up, answers
-        503 meanwhile, and heals with the storage.
+        setup waits for the next connection that opens, so the process still comes up, answers
+        503 meanwhile, and heals with the storage. Any other error is raised.
         """
         try:
-            _apply_schema(self.get(), schema)
+            setup(self.get())
         except sqlite3.Error as error:
             if not is_storage_fault(error):
                 raise
             log.warning("database schema deferred until storage recovers (%s)", error.sqlite_errorname)
-            _DEFERRED_MIGRATIONS.setdefault(self._key, []).append(schema)
+            _defer(self._key, [setup])
 
     def close(self):
         """Close this thread's connection (any store of the same file opens a new one when asked)."""
@@ -224,6 +236,26 @@ def _refuse_read_only(conn):
         conn.execute(f"PRAGMA user_version = {version}")
     finally:
         conn.execute("ROLLBACK")
+
+
+def _defer(key, setups):
+    pending = _DEFERRED_MIGRATIONS.setdefault(key, [])
+    pending.extend(setup for setup in setups if setup not in pending)
+
+
+class _SchemaScript:
+    """``migrate``'s schema as a setup: applied in one ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, schema):
+        self.schema = schema
+
+    def __eq__(self, other):
+        return isinstance(other, _SchemaScript) and other.schema == self.schema
+
+    __hash__ = None
+
+    def __call__(self, conn):
+        _apply_schema(conn, schema=self.schema)
 
 
 def _apply_schema(conn, schema):
@@ -257,6 +289,7 @@ def probe_writable(path, now=None):
     create_private_file(path)
     conn = sqlite3.connect(path, timeout=PROBE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:  # closing a connection rolls back what it left open
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # as SqliteConnections makes a new file
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("CREATE TABLE IF NOT EXISTS health_probe"
                      " (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at REAL NOT NULL)")

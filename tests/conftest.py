@@ -91,6 +91,26 @@ def postgres_server():
         yield server
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_settings(request, tmp_path):
+    """Settings of a fresh, empty store on each backend: a SQLite file, or a new database on
+    the session's PostgreSQL server. Tests of the store contract run once per backend."""
+    from server.config import load_settings
+    overrides = {"database_path": str(tmp_path / "store.sqlite3")}
+    if request.param == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_server").fresh_database()
+    return load_settings({}).with_overrides(overrides)
+
+
+@pytest.fixture
+def backend(backend_settings):
+    """An opened store (``storage.backend.open_backend``) on each backend; closed after the test."""
+    from storage.backend import open_backend
+    opened = open_backend(backend_settings)
+    yield opened
+    opened.close()
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """The sandbox GHL on a loopback port, shared by the session; reset it with ``sandbox_reset``."""
@@ -156,12 +176,28 @@ def auth():
     return {"Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION}
 
 
+def store_env(kind, directory, request):
+    """Environment selecting a fresh store of ``kind``: a SQLite file in ``directory``, or a new
+    database on the session's PostgreSQL server (``DATABASE_URL``)."""
+    env = {"DATABASE_PATH": str(directory / "service.sqlite3")}
+    if kind == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_server").fresh_database()
+    return env
+
+
 @pytest.fixture
-def gunicorn_service(tmp_path, sandbox_reset):
+def store_kind():
+    """The store ``gunicorn_service`` runs on; a module overrides this fixture, parametrized, to
+    run its tests on both backends."""
+    return "sqlite"
+
+
+@pytest.fixture
+def gunicorn_service(tmp_path, sandbox_reset, store_kind, request):
     """The service under gunicorn with 4 workers against the sandbox; stopped after the test."""
     service = GunicornService({
         "GHL_BASE_URL": sandbox_reset.url,
-        "DATABASE_PATH": str(tmp_path / "service.sqlite3"),
+        **store_env(store_kind, tmp_path, request),
         "SECRET_KEY": "test-secret",
         "LOG_LEVEL": "WARNING",
     }, workers=4, log_path=tmp_path / "gunicorn.log")

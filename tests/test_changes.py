@@ -106,8 +106,9 @@ def test_the_watch_block_resolves_inputs():
 # -- baselines and identities in the store ----------------------------------------------------------
 
 @pytest.fixture
-def store(tmp_path):
-    return SqliteDedupeStore(str(tmp_path / "d.sqlite3"))
+def store(backend):
+    """The dedupe store on each backend: SQLite and PostgreSQL."""
+    return backend.dedupe_store()
 
 
 def test_the_first_poll_records_baselines_and_fires_nothing(store):

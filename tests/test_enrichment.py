@@ -412,3 +412,66 @@ def test_local_times_are_checked_and_the_location_request_is_the_catalogs():
     assert (location["method"], location["path"].replace("{locationId}", "{}"), location["version"],
             tuple(location["scopes"])) == ("GET", enrichment.LOCATION_PATH, enrichment.LOCATION_VERSION,
                                            enrichment.LOCATION_SCOPES)
+
+
+# -- only what goes out is enriched ---------------------------------------------------------------
+
+class CountingGhl:
+    """A GHL client stand-in answering enrichment's lookups, recording each request's path."""
+
+    def __init__(self):
+        self.paths = []
+
+    def token_owner(self, token):
+        return f"owner-of-{token}"
+
+    def request(self, method, path, token, **kwargs):
+        from ghl.client import GhlResponse
+        self.paths.append(path)
+        if path.endswith("/customFields"):
+            body = {"customFields": [{"id": "f1", "name": "Deal source", "fieldKey": "opportunity.deal_source",
+                                      "model": "opportunity"}]}
+        elif path == enrichment.PIPELINES_PATH:
+            body = {"pipelines": [{"id": "p1", "name": "Sales", "stages": [{"id": "s1", "name": "Won"}]}]}
+        else:
+            body = {"location": {"timezone": "America/New_York"}}
+        return GhlResponse(200, body, {})
+
+
+@pytest.mark.parametrize("key, items", [
+    # More locations than one call looks up (MAX_LOCATIONS_PER_CALL): which get names depends on the whole list.
+    ("new_opportunity", [{"id": f"o{n}", "ghl_id": f"o{n}", "locationId": f"loc-{n % 7}", "pipelineId": "p1",
+                          "pipelineStageId": "s1", "customFields": [{"id": "f1", "fieldValue": "Web"}]}
+                         for n in range(14)] + [{"id": "o-here", "ghl_id": "o-here", "pipelineId": "p1"}, "odd"]),
+    ("get_contact_appointments", [{"id": f"a{n}", "locationId": f"loc-{n % 2}", "startTime": "2024-03-09 15:00:00",
+                                   "endTime": "2024-03-11T15:00:00+00:00"} for n in range(4)]),
+])
+def test_prepared_looks_everything_up_first_then_enriches_as_enrich_items_does(key, items):
+    record = CATALOG.get(key)
+    as_one_call = CountingGhl()
+    expected = enrichment.enrich_items(enrichment.Context(as_one_call, "tok", LOCATION), record, copy.deepcopy(items))
+    enrichment.clear_caches()
+    ghl = CountingGhl()
+    prepared = enrichment.Prepared(enrichment.Context(ghl, "tok", LOCATION), record, items)
+    assert ghl.paths == as_one_call.paths and ghl.paths, "the same lookups, in the same order, up front"
+    assert prepared.enrich(items) == expected
+    assert ghl.paths == as_one_call.paths, "enriching calls GHL no more"
+
+
+def test_a_poll_of_known_items_enriches_none_and_answers_as_before(client, auth, ghl, monkeypatch):
+    enriched = []
+    as_is = enrichment._enriched
+    monkeypatch.setattr(enrichment, "_enriched", lambda item, *rest: enriched.append(item) or as_is(item, *rest))
+    trigger = zap(client, auth, "search_opportunities")  # a list trigger (change triggers compare records first)
+    assert trigger.poll() and enriched
+    enriched.clear()
+    assert trigger.poll() == [] and enriched == [], "nothing new: nothing enriched"
+    created = ghl.create_opportunity(customFields=[{"id": "sandbox-field-3", "field_value": "Referral"}])
+    first = trigger.answer()
+    item = next(i for i in first if i["ghl_id"] == created["id"])
+    assert (item["stageName"], item["pipelineName"], item["url"], item["custom_fields"]) == (
+        "Proposal Sent", "Sandbox Sales", opportunity_link(created["id"]), {"deal_source": "Referral"})
+    assert enriched, "a new item is enriched"
+    enriched.clear()
+    again = trigger.answer()  # the redelivery window answers it again, from the store, unchanged
+    assert item in again and enriched == []

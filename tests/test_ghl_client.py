@@ -153,3 +153,87 @@ def test_url_for_refuses_anything_but_the_base_url(client):
     for bad in ("//evil.test/x", "https://evil.test/x", "contacts", "@evil.test/x"):
         with pytest.raises(ValueError):
             client.url_for(bad)
+
+
+# -- the request path: what Session.request would send, for less CPU --------------------------------
+
+def _captured_sends(session):
+    """Replace ``session.send`` by a recorder: each call's (PreparedRequest, keyword arguments)."""
+    sent = []
+
+    def send(prepared, **kwargs):
+        sent.append((prepared, kwargs))
+        return "sent"
+    session.send = send
+    return sent
+
+
+def _as_sent(prepared, kwargs):
+    return (prepared.method, prepared.url, list(prepared.headers.items()), prepared.body,
+            prepared._cookies.get_dict(), dict(prepared.hooks), prepared._body_position,
+            sorted(kwargs.items(), key=str))
+
+
+REQUESTS = [
+    ("GET", f"{BASE}/contacts/", {"params": {"locationId": "L1", "limit": 20, "skip": None, "tags": ["a", "b c"],
+                                             "flag": True, "one": 1, "x": 1.5, "é": "ü/?&"},
+                                  "headers": {"Authorization": "Bearer t", "Accept": "application/json",
+                                              "Version": "2021-07-28"}, "timeout": (3.05, 10)}),
+    ("GET", f"{BASE}/contacts/", {"params": {"locationId": "L1", "limit": "20", "flag": 1, "one": "1"},
+                                  "headers": {"Authorization": "Bearer t"}, "timeout": (3.05, 10)}),
+    ("GET", f"{BASE}/contacts/c%201", {"headers": {"Authorization": "Bearer t", "accept": "application/json"},
+                                       "timeout": (1, 2)}),
+    ("POST", f"{BASE}/contacts/", {"json": {"a": 1, "b": [1, "x"]}, "timeout": (3, 4),
+                                   "headers": {"Authorization": "Bearer t", "Accept": "application/json"}}),
+    ("PUT", f"{BASE}/contacts/x", {"params": {"a": "1"}, "data": b"--b\r\nxx", "timeout": (3, 4),
+                                   "headers": {"Authorization": "Bearer t",
+                                               "Content-Type": "multipart/form-data; boundary=b"}}),
+    ("DELETE", f"{BASE}/contacts/x?keep=1", {"params": {"a": "1"}, "timeout": (3, 4),
+                                             "headers": {"Authorization": "Bearer t", "User-Agent": None}}),
+    ("post", f"{BASE}/x", {"params": {}, "json": None, "data": None, "headers": {"Authorization": "Bearer t"},
+                           "timeout": (3, 4)}),
+]
+
+
+@pytest.mark.parametrize("with_cookie", [False, True])
+def test_send_hands_session_send_exactly_what_session_request_would(with_cookie):
+    from ghl.client import pooled_session, send
+    for method, url, kwargs in REQUESTS:
+        theirs, ours = pooled_session(BASE), pooled_session(BASE)
+        for session in (theirs, ours):
+            session.proxies["https"] = "http://proxy.example:3128"
+            if with_cookie:  # a cookie GHL set on an earlier answer goes back with the next request
+                session.cookies.set("sid", "v", domain="ghl.test")
+        by_request, by_send = _captured_sends(theirs), _captured_sends(ours)
+        for _ in range(2):  # the second time, the prepared URL is the remembered one
+            assert theirs.request(method, url, **kwargs) == send(ours, method, url, **kwargs) == "sent"
+        assert [_as_sent(*s) for s in by_send] == [_as_sent(*s) for s in by_request], (method, url)
+
+
+def test_send_leaves_a_session_that_reads_the_environment_or_is_its_own_kind_to_its_request():
+    from ghl.client import pooled_session, send
+
+    class OwnSession(requests.Session):
+        def prepare_request(self, request):
+            request.headers["X-Own"] = "1"
+            return super().prepare_request(request)
+
+    environment = pooled_session(BASE)
+    environment.trust_env = True
+    for session in (environment, OwnSession(), pooled_session(BASE)):  # the last: its request replaced below
+        calls = []
+        session.request = lambda *args, **kwargs: calls.append((args, kwargs)) or "theirs"
+        assert send(session, "GET", f"{BASE}/users/", params={"a": "1"}, headers={"Authorization": "Bearer t"},
+                    timeout=(1, 2)) == "theirs"
+        assert calls == [(("GET", f"{BASE}/users/"), {"params": {"a": "1"}, "data": None,
+                                                      "headers": {"Authorization": "Bearer t"}, "json": None,
+                                                      "timeout": (1, 2)})]
+
+
+@responses.activate
+def test_cookies_ghl_sets_go_back_and_redirects_are_followed_as_before(client, sleeps):
+    responses.get(f"{BASE}/old", status=301, headers={"Location": f"{BASE}/new", "Set-Cookie": "sid=abc; Path=/"})
+    responses.get(f"{BASE}/new", json={"users": []})
+    assert client.request("GET", "/old", TOKEN).body == {"users": []}
+    assert responses.calls[1].request.headers["Cookie"] == "sid=abc"
+    assert responses.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.harness import Receiver
 from server.app import create_app
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService, wait_for
 
@@ -62,11 +63,28 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("hooks")
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store(request, workdir):
+    """The module runs once per store: SQLite, then PostgreSQL (a new database, ``DATABASE_URL``)."""
+    env = {"DATABASE_PATH": str(workdir / f"service-{request.param}.sqlite3")}
+    if request.param == "postgres":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_server").fresh_database()
+    return env
+
+
 @pytest.fixture(scope="module")
-def hook_env(workdir, sandbox):
+def receiver(store):
+    """A hook receiver per store, so what the SQLite run received is not counted in the PostgreSQL run."""
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def hook_env(workdir, sandbox, store):
     return {**os.environ,
             "GHL_BASE_URL": sandbox.url,
-            "DATABASE_PATH": str(workdir / "service.sqlite3"),
+            **store,
             "SECRET_KEY": "e2e-secret-key",
             "HOOK_TARGET_HOSTS": "127.0.0.1",
             "HOOK_ALLOW_HTTP": "1",
@@ -235,16 +253,36 @@ def test_two_workers_never_deliver_the_same_batch(hooks, receiver, worker, hook_
         assert second.stop() == 0
 
 
-def test_the_token_is_in_no_database_file_and_no_log(hooks, receiver, worker, workdir):
+def test_the_token_is_in_no_database_and_no_log(hooks, receiver, worker, workdir, store):
     hook_id = hooks.subscribe("/secret")
     hooks.create_contacts(1, "secret")
     wait_for(lambda: receiver.items("/secret"), POLL_SECONDS + 5, "a delivery")
     assert hooks.state(hook_id).json()["pending"] == 0
-    files = sorted(workdir.glob("service.sqlite3*")) + sorted(workdir.glob("*.log"))
-    assert {f.name for f in files} >= {"service.sqlite3", "service.sqlite3-wal", "gunicorn.log", "worker.log"}
-    for path in files:
+    logs = sorted(workdir.glob("*.log"))
+    assert {f.name for f in logs} >= {"gunicorn.log", "worker.log"}
+    for path in logs:
         assert SANDBOX_TOKEN.encode() not in path.read_bytes(), path.name
     assert b"delivered" in (workdir / "worker.log").read_bytes(), "the worker does log"
+    if "DATABASE_URL" in store:
+        assert SANDBOX_TOKEN not in every_row_as_text(store["DATABASE_URL"])
+        return
+    database = Path(store["DATABASE_PATH"])
+    files = sorted(database.parent.glob(database.name + "*"))
+    assert {f.name for f in files} >= {database.name, database.name + "-wal"}
+    for path in files:
+        assert SANDBOX_TOKEN.encode() not in path.read_bytes(), path.name
+
+
+def every_row_as_text(database_url):
+    """Every row of every table of the service's PostgreSQL database, as text."""
+    import psycopg
+    with psycopg.connect(database_url) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')")]
+        assert any(table.endswith("hook_subscriptions") for table in tables), tables
+        return "".join(str(row[0]) for table in tables
+                       for row in conn.execute(f"SELECT t::text FROM {table} AS t"))
 
 
 @pytest.mark.parametrize("target_url", [
@@ -306,7 +344,9 @@ def test_subscribing_validates_like_a_poll_and_a_failed_seed_creates_nothing(zap
     database = zapier_only_app.extensions["ghl_zapier"].settings.database_path
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT COUNT(*) FROM hook_subscriptions").fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM scopes WHERE scope LIKE 'hook:%'").fetchone()[0] == 0
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        scopes = "dedupe_scopes" if "dedupe_scopes" in tables else "scopes"
+        assert conn.execute(f"SELECT COUNT(*) FROM {scopes} WHERE scope LIKE 'hook:%'").fetchone()[0] == 0
 
 
 def test_without_a_secret_key_subscribing_is_refused_clearly(tmp_path, sandbox_reset):

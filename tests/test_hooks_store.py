@@ -1,8 +1,11 @@
-"""REST hook subscriptions: tokens encrypted at rest, leases between workers, the retry schedule,
-which target URLs are accepted, and the worker's decisions on each kind of answer."""
+"""REST hook subscriptions: tokens encrypted at rest, leases between workers, fairness between
+owners, the per-owner limit, the retry schedule, which target URLs are accepted, and the worker's
+decisions on each kind of answer. Store cases run on both backends (the ``backend`` fixture)."""
 
 import json
 import multiprocessing
+import sqlite3
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,11 +15,10 @@ import pytest
 from catalog.registry import load_catalog
 from ghl.client import GhlResponse
 from ghl.credentials import credential_id
-from server.config import Settings
+from storage.backend import open_backend
 from triggers import hook_delivery
-from triggers.dedupe_store import SqliteDedupeStore
 from triggers.hook_delivery import InvalidTargetUrl, check_target_url, retry_after_seconds, retry_delay
-from triggers.hooks_store import SqliteHookStore, TokenCipher, TokenUnreadable, new_hook_id, scope_for_hook
+from triggers.hooks_store import HookLimitReached, TokenCipher, TokenUnreadable, new_hook_id, scope_for_hook
 from triggers.hooks_worker import HookWorker
 from triggers.poll import poll_into_backlog
 
@@ -24,29 +26,64 @@ SECRET = "unit-test-secret"
 TOKEN = "pit-0123456789-very-secret-token"
 
 
-def make_store(path, secret=SECRET):
-    return SqliteHookStore(str(path), TokenCipher(secret))
+def make_store(backend, secret=SECRET):
+    return backend.hook_store(TokenCipher(secret))
 
 
-def subscribe(store, now=1000.0, interval=60):
+def subscribe(store, now=1000.0, interval=60, owner=None, max_per_owner=None):
     return store.create(new_hook_id(), "list_contacts_deprecated", {"locationId": "loc"}, TOKEN,
-                        credential_id(SECRET, TOKEN), "https://hooks.zapier.com/h/1", interval, now)
+                        owner or credential_id(SECRET, TOKEN), "https://hooks.zapier.com/h/1", interval, now,
+                        max_per_owner=max_per_owner)
 
 
-def database_bytes(path):
-    return b"".join(p.read_bytes() for p in Path(path).parent.glob(Path(path).name + "*"))
+def run_sql(settings, sql):
+    """Run ``sql`` on the store ``settings`` select, as an operator would."""
+    if settings.database_url:
+        import psycopg
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(sql)
+        return
+    conn = sqlite3.connect(settings.database_path)
+    with conn:
+        conn.execute(sql)
+    conn.close()
 
 
-def test_the_token_is_stored_encrypted_and_only_the_right_key_reads_it(tmp_path):
-    path = tmp_path / "hooks.sqlite3"
-    store = make_store(path)
+def stored_bytes(settings):
+    """Everything the store keeps, as bytes: the SQLite file (and its WAL), or every row of
+    every PostgreSQL table as text."""
+    if settings.database_url:
+        import psycopg
+        with psycopg.connect(settings.database_url) as conn:
+            tables = [row[0] for row in conn.execute(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()")]
+            return "".join(str(row[0]) for table in tables
+                           for row in conn.execute(f"SELECT t::text FROM {table} AS t")).encode()
+    path = Path(settings.database_path)
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+def test_the_token_is_stored_encrypted_and_only_the_right_key_reads_it(backend, backend_settings):
+    store = make_store(backend)
     subscription = subscribe(store)
     assert TOKEN not in subscription.token_ciphertext and TOKEN not in repr(subscription)
-    assert TOKEN.encode() not in database_bytes(path)
+    assert subscription.token_ciphertext.encode() in stored_bytes(backend_settings)
+    assert TOKEN.encode() not in stored_bytes(backend_settings)
     assert store.token(store.get(subscription.id)) == TOKEN
     with pytest.raises(TokenUnreadable):
-        make_store(path, secret="another-secret").token(store.get(subscription.id))
+        make_store(backend, secret="another-secret").token(store.get(subscription.id))
     assert subscription.owner == credential_id(SECRET, TOKEN) and TOKEN not in subscription.owner
+
+
+def test_a_subscription_reads_back_as_it_was_created(backend):
+    store = make_store(backend)
+    created = subscribe(store, now=1000.0, interval=90)
+    read = store.get(created.id)
+    assert read == created
+    assert (read.trigger, read.inputs, read.interval_seconds, read.created_at, read.next_poll_at) == (
+        "list_contacts_deprecated", {"locationId": "loc"}, 90, 1000.0, 1090.0)
+    assert read.lease_owner is None and read.lease_until == 0 and read.delivery_failures == 0
+    assert read.scope == scope_for_hook(created.id) and store.get("hk_missing") is None
 
 
 def test_the_same_token_encrypts_differently_each_time():
@@ -61,29 +98,32 @@ def test_ids_are_random_and_long():
     assert len(ids) == 1000 and all(len(i) >= 24 for i in ids)
 
 
-def test_only_due_unleased_subscriptions_are_leased_and_a_lease_excludes_other_workers(tmp_path):
-    path = tmp_path / "hooks.sqlite3"
-    first, second = make_store(path), make_store(path)
-    subscription = subscribe(first, now=1000.0, interval=60)
-    assert first.lease_next_due("w1", 1059.0, 30) is None, "not due before its interval"
-    leased = first.lease_next_due("w1", 1060.0, 30)
-    assert leased.id == subscription.id and leased.lease_owner == "w1"
-    assert second.lease_next_due("w2", 1061.0, 30) is None
-    assert first.renew_lease(subscription.id, "w1", 1080.0, 30)
-    assert second.lease_next_due("w2", 1100.0, 30) is None, "renewed until 1110"
-    # w1 dies without releasing; once the lease lapses w2 takes over, and w1 is fenced out.
-    taken = second.lease_next_due("w2", 1111.0, 30)
-    assert taken.lease_owner == "w2"
-    assert not first.renew_lease(subscription.id, "w1", 1112.0, 30)
-    assert not first.update_held(subscription.id, "w1", release=True, last_poll_at=1112.0)
-    assert second.update_held(subscription.id, "w2", release=True, last_poll_at=1112.0, next_poll_at=1172.0)
-    released = second.get(subscription.id)
-    assert released.lease_owner is None and released.last_poll_at == 1112.0
-    assert first.lease_next_due("w1", 1113.0, 30) is None, "released, but not due again until 1172"
+def test_only_due_unleased_subscriptions_are_leased_and_a_lease_excludes_other_workers(backend, backend_settings):
+    other_process = open_backend(backend_settings)
+    try:
+        first, second = make_store(backend), make_store(other_process)
+        subscription = subscribe(first, now=1000.0, interval=60)
+        assert first.lease_next_due("w1", 1059.0, 30) is None, "not due before its interval"
+        leased = first.lease_next_due("w1", 1060.0, 30)
+        assert leased.id == subscription.id and leased.lease_owner == "w1"
+        assert second.lease_next_due("w2", 1061.0, 30) is None
+        assert first.renew_lease(subscription.id, "w1", 1080.0, 30)
+        assert second.lease_next_due("w2", 1100.0, 30) is None, "renewed until 1110"
+        # w1 dies without releasing; once the lease lapses w2 takes over, and w1 is fenced out.
+        taken = second.lease_next_due("w2", 1111.0, 30)
+        assert taken.lease_owner == "w2"
+        assert not first.renew_lease(subscription.id, "w1", 1112.0, 30)
+        assert not first.update_held(subscription.id, "w1", release=True, last_poll_at=1112.0)
+        assert second.update_held(subscription.id, "w2", release=True, last_poll_at=1112.0, next_poll_at=1172.0)
+        released = second.get(subscription.id)
+        assert released.lease_owner is None and released.last_poll_at == 1112.0
+        assert first.lease_next_due("w1", 1113.0, 30) is None, "released, but not due again until 1172"
+    finally:
+        other_process.close()
 
 
-def test_a_scheduled_delivery_retry_makes_a_subscription_due(tmp_path):
-    store = make_store(tmp_path / "hooks.sqlite3")
+def test_a_scheduled_delivery_retry_makes_a_subscription_due(backend):
+    store = make_store(backend)
     subscription = subscribe(store, now=1000.0, interval=60)
     assert store.lease_next_due("w", 1060.0, 30).id == subscription.id
     assert store.update_held(subscription.id, "w", release=True, next_poll_at=1120.0, next_delivery_at=1070.0)
@@ -91,37 +131,89 @@ def test_a_scheduled_delivery_retry_makes_a_subscription_due(tmp_path):
     assert store.lease_next_due("w", 1070.0, 30).id == subscription.id
 
 
-def test_workers_cannot_write_fields_outside_their_state(tmp_path):
-    store = make_store(tmp_path / "hooks.sqlite3")
+def test_the_most_overdue_subscription_is_leased_first(backend):
+    store = make_store(backend)
+    late, retry, later = (subscribe(store, now=now, interval=60) for now in (1000.0, 1001.0, 1010.0))
+    assert store.lease_next_due("w", 1061.0, 30).id == late.id
+    store.update_held(late.id, "w", release=True, next_poll_at=1200.0)
+    assert store.lease_next_due("w", 1061.0, 30).id == retry.id
+    store.update_held(retry.id, "w", release=True, next_poll_at=1200.0, next_delivery_at=1065.0)
+    # Due at 1070: later (its poll, due 1070) and retry (its delivery, due 1065): retry waited longer.
+    assert [store.lease_next_due("w", 1070.0, 30) for _ in range(3)][:2] == [
+        store.get(retry.id), store.get(later.id)]
+    assert store.lease_next_due("w", 1070.0, 30) is None
+
+
+def test_leases_go_round_robin_between_owners(backend):
+    store = make_store(backend)
+    for owner, count in (("owner-a", 4), ("owner-b", 2), ("owner-c", 1)):
+        for n in range(count):
+            subscribe(store, now=1000.0 + n, interval=60, owner=owner)
+    order = []
+    while (leased := store.lease_next_due("w", 2000.0, 30)) is not None:
+        order.append(leased.owner)
+    assert order == ["owner-a", "owner-b", "owner-c", "owner-a", "owner-b", "owner-a", "owner-a"]
+
+
+def test_an_owner_cannot_pass_its_limit_even_with_creates_at_once(backend, backend_settings):
+    store = make_store(backend)
+    subscribe(store, owner="o", max_per_owner=3)
+    errors, made = [], []
+
+    def create():
+        local = open_backend(backend_settings)
+        try:
+            made.append(subscribe(make_store(local), owner="o", max_per_owner=3).id)
+        except HookLimitReached as limit:
+            errors.append(limit.limit)
+        finally:
+            local.close()
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(made) == 2 and errors == [3] * 4 and store.count_owned("o") == 3
+    assert store.count_owned("someone-else") == 0
+
+
+def test_workers_cannot_write_fields_outside_their_state(backend):
+    store = make_store(backend)
     subscription = subscribe(store)
     with pytest.raises(ValueError):
         store.update_held(subscription.id, "w", target_url="https://evil.example/")
 
 
-def test_delete_is_idempotent(tmp_path):
-    store = make_store(tmp_path / "hooks.sqlite3")
+def test_delete_is_idempotent_and_the_owner_can_subscribe_again(backend):
+    store = make_store(backend)
     subscription = subscribe(store)
     assert store.delete(subscription.id) and not store.delete(subscription.id)
-    assert store.get(subscription.id) is None
+    assert store.get(subscription.id) is None and store.count_owned(subscription.owner) == 0
+    again = subscribe(store, now=1000.0)
+    assert store.lease_next_due("w", 1060.0, 30).id == again.id
 
 
-def _race_for_lease(path, worker, now, results):
-    store = make_store(path)
+def _race_for_lease(settings, worker, now, barrier, results):
+    backend = open_backend(settings)
+    store = make_store(backend)
+    barrier.wait()
     leased = store.lease_next_due(worker, now, 30)
     results.put((worker, leased.id if leased else None))
+    backend.close()
 
 
-def test_processes_racing_for_one_subscription_lease_it_once(tmp_path):
-    path = tmp_path / "hooks.sqlite3"
-    subscription = subscribe(make_store(path), now=1000.0, interval=60)
-    results = multiprocessing.Queue()
-    processes = [multiprocessing.Process(target=_race_for_lease, args=(str(path), f"w{n}", 2000.0, results))
+def test_processes_racing_for_one_subscription_lease_it_once(backend, backend_settings):
+    subscription = subscribe(make_store(backend), now=1000.0, interval=60)
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(6), context.Queue()
+    processes = [context.Process(target=_race_for_lease, args=(backend_settings, f"w{n}", 2000.0, barrier, results))
                  for n in range(6)]
     for process in processes:
         process.start()
+    winners = [results.get(timeout=30) for _ in processes]
     for process in processes:
         process.join(30)
-    winners = [results.get(timeout=5) for _ in processes]
     assert [leased for _, leased in winners if leased] == [subscription.id]
 
 
@@ -229,10 +321,10 @@ class FakeTarget:
 
 
 @pytest.fixture
-def rig(tmp_path):
-    settings = Settings(database_path=str(tmp_path / "w.sqlite3"), secret_key=SECRET)
+def rig(backend, backend_settings):
+    settings = backend_settings.with_overrides({"secret_key": SECRET})
     ghl, target = FakeGhl(), FakeTarget()
-    dedupe, hooks = SqliteDedupeStore(settings.database_path), make_store(settings.database_path)
+    dedupe, hooks = backend.dedupe_store(), make_store(backend)
     worker = HookWorker(settings, load_catalog(), ghl, dedupe, hooks, session=target, name="w")
     record = worker.catalog.get("list_contacts_deprecated")
     ghl.add(1)
@@ -242,8 +334,8 @@ def rig(tmp_path):
     hooks.create(hook_id, record["key"], {"locationId": "loc"}, TOKEN, credential_id(SECRET, TOKEN),
                  "https://hooks.zapier.com/h/1", 60, time.time() - 120)
     return SimpleNamespace(worker=worker, ghl=ghl, target=target, hooks=hooks, dedupe=dedupe, id=hook_id,
-                           make_due=lambda: hooks._connection().execute(
-                               "UPDATE hook_subscriptions SET next_poll_at = 0, next_delivery_at = 0"))
+                           make_due=lambda: run_sql(
+                               settings, "UPDATE hook_subscriptions SET next_poll_at = 0, next_delivery_at = 0"))
 
 
 def test_the_worker_pushes_only_new_items_with_the_decrypted_token(rig):
@@ -283,8 +375,7 @@ def test_a_410_deletes_the_subscription_and_its_outbox(rig):
 
 
 def test_a_target_no_longer_allowed_is_not_contacted(rig):
-    rig.worker.settings = Settings(database_path=rig.worker.settings.database_path, secret_key=SECRET,
-                                   hook_target_hosts=("hooks.example.org",))
+    rig.worker.settings = rig.worker.settings.with_overrides({"hook_target_hosts": ("hooks.example.org",)})
     rig.ghl.add(2)
     rig.worker.tick()
     assert rig.target.bodies == [] and "host" in rig.hooks.get(rig.id).last_error

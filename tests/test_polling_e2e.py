@@ -7,6 +7,7 @@ when GHL fails, when the service restarts, or when polls run at once.
 
 import threading
 
+import pytest
 import requests
 
 from tests.conftest import LOCATION, SANDBOX_TOKEN
@@ -58,6 +59,12 @@ def emails(items):
 
 def inject(sandbox, faults):
     requests.post(f"{sandbox.url}/_sandbox/faults", json=faults, timeout=5).raise_for_status()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request):
+    """Every test here runs on both stores: SQLite, and PostgreSQL (``DATABASE_URL``)."""
+    return request.param
 
 
 def test_new_items_fire_once_per_zap_and_zaps_are_isolated(gunicorn_service, sandbox_reset):
@@ -155,3 +162,45 @@ def test_missing_token_is_401_and_unknown_trigger_404(gunicorn_service):
     response = requests.post(f"{gunicorn_service.url}/triggers/nope", json={},
                              headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, timeout=10)
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_operation"
+
+
+def test_a_poll_asks_the_store_what_it_knows_only_of_a_full_page(app, sandbox_reset, monkeypatch):
+    """A short page cannot need catch-up: a poll asks the store nothing before its answer. A full
+    page is one question (what the store knows of it), and only a page with nothing known asks
+    whether the scope was polled before: a scope's first poll reads that page alone, a later
+    poll reads on (catch-up)."""
+    store = app.extensions["ghl_zapier"].store
+    asked, answering = [], []
+
+    def spy(name, real):
+        def call(*args, **kwargs):
+            if not answering:  # what the poll asks, not what the store asks itself while answering
+                asked.append(name)
+            answering.append(name == "answer")
+            try:
+                return real(*args, **kwargs)
+            finally:
+                answering.pop()
+        return call
+    for name in ("has_scope", "known", "answer"):
+        monkeypatch.setattr(store, name, spy(name, getattr(store, name)))
+    http = app.test_client()
+
+    def poll(zap_id):
+        asked.clear()
+        requests.delete(f"{sandbox_reset.url}/_sandbox/requests", timeout=5).raise_for_status()
+        response = http.post(f"/triggers/{TRIGGER}", json={}, headers={
+            "Authorization": f"Bearer {SANDBOX_TOKEN}", "X-Location-Id": LOCATION, "X-Subscriber-Id": zap_id})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        log = requests.get(f"{sandbox_reset.url}/_sandbox/requests", timeout=5).json()["requests"]
+        return response.json, len([r for r in log if r["path"].startswith("/contacts")]), list(asked)
+
+    seeded, pages, questions = poll("zap-1")
+    assert seeded and len(seeded) < 100 and (pages, questions) == (1, ["answer"])
+    assert poll("zap-1")[1:] == (1, ["answer"])
+    create_contacts(sandbox_reset, 150, "burst")
+    items, pages, questions = poll("zap-1")
+    assert (pages, questions) == (2, ["known", "has_scope", "answer"]), "nothing known on a full page: catch up"
+    assert len({item["id"] for item in items} - {item["id"] for item in seeded}) == 100
+    assert poll("zap-1")[1:] == (1, ["known", "answer"]), "a full page of known items: stop there"
+    assert poll("zap-2")[1:] == (1, ["known", "has_scope", "answer"]), "a first poll reads one page"

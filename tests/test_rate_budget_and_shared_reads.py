@@ -1,6 +1,8 @@
-"""Fewer GHL calls for the same answers: the per-location budget and shared reads."""
+"""Fewer GHL calls for the same answers: the per-location budget and shared reads, on both
+backends (the ``backend`` fixture), and across gunicorn's worker processes."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -10,10 +12,25 @@ import pytest
 import requests
 
 from ghl.rate_budget import BudgetExhausted, RateBudget
-from ghl.shared_reads import SharedReads
+from ghl.shared_reads import SharedReads, leader_id
 from sandbox.server import serve_sandbox
 from server.app import create_app
-from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService
+from storage.backend import open_backend
+from tests.conftest import LOCATION, SANDBOX_TOKEN, GunicornService, store_env
+
+
+def stored_keys(settings):
+    """The keys of the rows in ``shared_reads``, read as an operator would."""
+    sql = "SELECT key FROM shared_reads"
+    if settings.database_url:
+        import psycopg
+        with psycopg.connect(settings.database_url) as conn:
+            return {row[0] for row in conn.execute(sql)}
+    conn = sqlite3.connect(settings.database_path)
+    try:
+        return {row[0] for row in conn.execute(sql)}
+    finally:
+        conn.close()
 
 
 class FakeClock:
@@ -29,9 +46,9 @@ class FakeClock:
         self.now += seconds
 
 
-def test_budget_queues_the_request_beyond_the_window_instead_of_failing(tmp_path):
+def test_budget_queues_the_request_beyond_the_window_instead_of_failing(backend):
     clock = FakeClock()
-    budget = RateBudget(str(tmp_path / "b.sqlite3"), max_requests=3, window_seconds=10,
+    budget = RateBudget(backend.rate_slots(), max_requests=3, window_seconds=10,
                         clock=clock.time, sleep=clock.sleep, margin_seconds=0)
     for _ in range(3):
         budget.take("location:a", deadline=clock.now + 20)
@@ -43,9 +60,9 @@ def test_budget_queues_the_request_beyond_the_window_instead_of_failing(tmp_path
     assert len(clock.slept) == 1
 
 
-def test_budget_gives_up_when_the_wait_would_pass_the_deadline(tmp_path):
+def test_budget_gives_up_when_the_wait_would_pass_the_deadline(backend):
     clock = FakeClock()
-    budget = RateBudget(str(tmp_path / "b.sqlite3"), max_requests=1, window_seconds=10,
+    budget = RateBudget(backend.rate_slots(), max_requests=1, window_seconds=10,
                         clock=clock.time, sleep=clock.sleep, margin_seconds=0)
     budget.take("location:a", deadline=clock.now + 20)
     with pytest.raises(BudgetExhausted) as caught:
@@ -53,9 +70,9 @@ def test_budget_gives_up_when_the_wait_would_pass_the_deadline(tmp_path):
     assert caught.value.retry_after == pytest.approx(10.0)
 
 
-def test_a_shared_read_is_reused_within_its_ttl_and_dropped_after_a_write(tmp_path):
+def test_a_shared_read_is_reused_within_its_ttl_and_dropped_after_a_write(backend):
     clock = FakeClock()
-    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=30, clock=clock.time, sleep=clock.sleep)
+    reads = SharedReads(backend.shared_read_table(), ttl_seconds=30, clock=clock.time, sleep=clock.sleep)
     fetched = []
 
     def fetch():
@@ -69,24 +86,23 @@ def test_a_shared_read_is_reused_within_its_ttl_and_dropped_after_a_write(tmp_pa
     assert reads.read("owner", "k", fetch, deadline=clock.now + 5)[1] == {"n": 2}
 
 
-def test_stored_answers_are_pruned_once_past_their_use(tmp_path):
+def test_stored_answers_are_pruned_once_past_their_use(backend, backend_settings):
     clock = FakeClock()
-    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=5, clock=clock.time, sleep=clock.sleep)
+    reads = SharedReads(backend.shared_read_table(), ttl_seconds=5, clock=clock.time, sleep=clock.sleep)
     reads.read("owner", "old", lambda: (200, {"n": 1}, {}), deadline=clock.now)
     clock.now += 120
     reads.read("owner", "new", lambda: (200, {"n": 2}, {}), deadline=clock.now)
-    keys = {row[0] for row in reads._connection().execute("SELECT key FROM shared_reads")}
-    assert keys == {"new"}
+    assert stored_keys(backend_settings) == {"new"}
 
 
-def test_without_a_ttl_an_answer_is_stored_only_for_a_caller_waiting_on_it(tmp_path):
-    path = str(tmp_path / "r.sqlite3")
-    reads = SharedReads(path, ttl_seconds=0)
+def test_without_a_ttl_an_answer_is_stored_only_for_a_caller_waiting_on_it(backend, backend_settings):
+    reads = SharedReads(backend.shared_read_table(), ttl_seconds=0)
     assert reads.read("owner", "alone", lambda: (200, {"n": 1}, {}), deadline=0)[1] == {"n": 1}
-    assert reads._connection().execute("SELECT COUNT(*) FROM shared_reads").fetchone()[0] == 0
+    assert stored_keys(backend_settings) == set()
 
     # A second caller (another process, as a gunicorn worker would be) arrives while the leader fetches.
-    follower = SharedReads(path, ttl_seconds=0)
+    other_process = open_backend(backend_settings)
+    follower = SharedReads(other_process.shared_read_table(), ttl_seconds=0)
     fetched, answers = [], []
     leader_fetching, follower_waiting = threading.Event(), threading.Event()
 
@@ -107,32 +123,34 @@ def test_without_a_ttl_an_answer_is_stored_only_for_a_caller_waiting_on_it(tmp_p
     follower.sleep = lambda seconds: (follower_waiting.set(), original_sleep(seconds))
     answers.append(follower.read("owner", "k", follower_fetch, time.time() + 5))
     leader.join(5)
+    other_process.close()
     assert fetched == ["leader"] and [a[1] for a in answers] == [{"n": 2}, {"n": 2}]
 
 
-def test_a_leader_whose_process_died_does_not_hold_its_followers(tmp_path):
-    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=0)
+def test_a_leader_whose_process_died_does_not_hold_its_followers(backend):
+    table = backend.shared_read_table()
+    reads = SharedReads(table, ttl_seconds=0)
+    host = leader_id().rpartition(":")[0]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    # A gunicorn worker took the lease for 30 s and was SIGKILLed before answering.
-    reads._connection().execute(
-        "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES ('k', 'owner', ?, ?)",
-        (time.time() + 30, dead.pid))
+    # A gunicorn worker of this host took the lease for 30 s and was SIGKILLed before answering.
+    assert table.claim("k", "owner", f"{host}:{dead.pid}", time.time(), time.time() + 30)
     started = time.monotonic()
     answer = reads.read("owner", "k", lambda: (200, {"fresh": True}, {}), deadline=time.time() + 20)
     assert answer[1] == {"fresh": True} and time.monotonic() - started < 2
 
-    # A live leader (this test's parent process stands in for another worker) is waited for.
-    reads._connection().execute(
-        "INSERT INTO shared_reads (key, owner, lease_until, leader_pid) VALUES ('k', 'owner', ?, ?)",
-        (time.time() + 30, os.getppid()))
-    started = time.monotonic()
-    reads.read("owner", "k", lambda: (200, {"own": True}, {}), deadline=time.time() + 0.5)
-    assert time.monotonic() - started >= 0.5, "it waited for the live leader until its deadline"
+    # A live leader (this test's parent process stands in for another worker) is waited for,
+    # and so is one on another host, which this host cannot check.
+    for leader in (f"{host}:{os.getppid()}", f"another-host:{dead.pid}"):
+        assert table.claim("k", "owner", leader, time.time(), time.time() + 30)
+        started = time.monotonic()
+        reads.read("owner", "k", lambda: (200, {"own": True}, {}), deadline=time.time() + 0.5)
+        assert time.monotonic() - started >= 0.5, f"it waited for the live leader {leader} until its deadline"
+        table.release("k")
 
 
-def test_a_failed_read_is_not_shared(tmp_path):
-    reads = SharedReads(str(tmp_path / "r.sqlite3"), ttl_seconds=30)
+def test_a_failed_read_is_not_shared(backend):
+    reads = SharedReads(backend.shared_read_table(), ttl_seconds=30)
 
     def failing():
         raise RuntimeError("GHL down")
@@ -146,9 +164,10 @@ def sandbox_log(sandbox):
     return requests.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json()["requests"]
 
 
-def test_polls_beyond_ghls_burst_limit_queue_instead_of_meeting_429(tmp_path):
+def test_polls_beyond_ghls_burst_limit_queue_instead_of_meeting_429(backend_settings):
     with serve_sandbox(burst_limit=10, burst_window_s=2) as ghl:
-        app = create_app({"ghl_base_url": ghl.url, "database_path": str(tmp_path / "s.sqlite3"),
+        app = create_app({"ghl_base_url": ghl.url, "database_path": backend_settings.database_path,
+                          "database_url": backend_settings.database_url,
                           "secret_key": "k", "ghl_burst_max": 10, "ghl_burst_window_seconds": 2.0})
         client = app.test_client()
         for n in range(25):
@@ -160,9 +179,10 @@ def test_polls_beyond_ghls_burst_limit_queue_instead_of_meeting_429(tmp_path):
         assert len(statuses) == 25 and 429 not in statuses
 
 
-def test_identical_polls_in_flight_at_once_share_one_ghl_request(tmp_path):
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
+def test_identical_polls_in_flight_at_once_share_one_ghl_request(tmp_path, store_kind, request):
     with serve_sandbox(burst_limit=10_000, latency_ms=400) as ghl:
-        service = GunicornService({"GHL_BASE_URL": ghl.url, "DATABASE_PATH": str(tmp_path / "s.sqlite3"),
+        service = GunicornService({"GHL_BASE_URL": ghl.url, **store_env(store_kind, tmp_path, request),
                                    "SECRET_KEY": "k", "LOG_LEVEL": "WARNING"}, workers=4,
                                   log_path=tmp_path / "gunicorn.log").start()
         try:

@@ -26,6 +26,7 @@ from bench.harness import children_of, procfile_web_command, wait_until_up
 from catalog.registry import load_catalog
 from ghl.client import client_from_settings
 from server.config import Settings
+from storage.backend import SqliteBackend
 from storage.sqlite import SqliteConnections
 from tests.conftest import LOCATION, ROOT, SANDBOX_TOKEN, GunicornService
 from triggers.dedupe_store import SqliteDedupeStore
@@ -89,8 +90,8 @@ def test_the_hook_workers_store_calls_recover(tmp_path, sandbox_reset):
                         hook_target_hosts=("127.0.0.1",), hook_allow_http=True)
     hooks = SqliteHookStore(path, TokenCipher("k"))
     dedupe = SqliteDedupeStore(path)
-    worker = HookWorker(settings, load_catalog(), client_from_settings(settings, secret="k"), dedupe, hooks,
-                        name="test-worker")
+    worker = HookWorker(settings, load_catalog(), client_from_settings(settings, SqliteBackend(path), secret="k"),
+                        dedupe, hooks, name="test-worker")
     now = time.time()
     hook_id = new_hook_id()
     hooks.create(hook_id, TRIGGER, {"locationId": LOCATION}, SANDBOX_TOKEN, "owner",

@@ -106,7 +106,7 @@ def test_a_trigger_presented_as_a_search_runs_once_on_actions_and_records_nothin
     missing = client.post("/actions/get_contact", headers=auth, json={"contactId": "no-such-contact"})
     assert missing.status_code == 200 and missing.json == []
     with sqlite3.connect(app.extensions["ghl_zapier"].settings.database_path) as db:
-        for table in ("seen", "scopes"):
+        for table in ("seen", "seen_items", "dedupe_scopes"):
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
 
 

@@ -220,7 +220,7 @@ def test_choices_record_nothing(app, client, auth, sandbox_reset):
     for name in ("contacts", "opportunities", "messages", "stages", "users"):
         assert choices(client, auth, name)[0] == 200
     with sqlite3.connect(app.extensions["ghl_zapier"].settings.database_path) as db:
-        for table in ("seen", "scopes", "watch_scopes", "watched"):
+        for table in ("seen", "seen_items", "dedupe_scopes", "watch_scopes", "watched"):
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,), table
 
 

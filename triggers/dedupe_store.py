@@ -1,179 +1,252 @@
 """The dedupe store: per scope, every identity seen, and when it was first answered.
 
-``DedupeStore`` is the interface the polling code uses; ``SqliteDedupeStore`` owns every
-SQLite detail (through sqlite-utils), so another database can be added without touching
-trigger code.
+``storage.contract.DedupeStore`` is the interface the polling code uses; ``SqliteDedupeStore``
+owns every SQLite detail; ``storage.postgres`` holds the PostgreSQL one. The schema and its
+versions are ``storage.sqlite_migrations``'.
 
-Rows of ``seen``: (scope, identity) -> the item as emitted, its order key, when it was first
-seen, last seen (refreshed at most daily, for retention) and first answered (NULL while it
-waits in the backlog). ``answer`` claims a batch of the backlog in one write transaction, so
-concurrent polls of one scope never claim the same new item twice and never lose one.
+Lean rows. ``dedupe_scopes`` gives each scope (a 64-hex name) a small integer id, never reused,
+with its first and last poll and the next sequence number. ``seen`` keeps, per scope and
+identity, only what dedupe needs for as long as the retention: (scope id, ident, last_day),
+where ``ident`` is the identity's 64-bit hash (``storage.idents.ident_of``: a collision, about
+n²/2⁶⁵ for n identities of one scope, would hide one new item) and ``last_day`` the epoch day it
+was last listed, refreshed when the day changes (retention only needs days). ``seen_items``
+keeps an item's body, order key and sequence number and when it was first answered (NULL
+while it waits in the backlog) only while it can still be answered: in the backlog, and for
+``keep_bodies_seconds`` (the redelivery window) after its first answer; the hourly prune drops
+older bodies, and a REST hook's outbox (scope ``hook:<id>``, which never redelivers) drops a
+body as soon as it is delivered. ``answer`` claims a batch of the backlog in one write
+transaction, so concurrent polls of one scope never claim the same new item twice and never
+lose one.
+
+The steady state writes nothing: ``answer`` (and ``record``) first read, in one statement,
+whether every candidate is known and was seen today, whether anything waits in the backlog,
+and whether anything was answered within the redelivery window, and whether the scope was
+polled today; when nothing needs writing they answer from reads alone (one statement, two
+when items are redelivered) and take no write lock. Anything else takes the locked path. A
+scope's last poll is thus refreshed at most daily, which is all the 30-day retention needs.
 
 Change triggers (``triggers.changes``) also keep, per scope, a *baseline* per GHL record:
 rows of ``watched``, (scope id, GHL id) -> the watched values seen last (compact JSON), the
 record's version, a change counter and when it was last seen; ``watch_scopes`` gives each
 such scope a small integer id (never reused), its first poll, how many changes it has
-detected and where a scanning trigger reads next. ``answer`` and ``record`` take a ``ChangeBatch`` in place of candidates: the
-comparison with the baselines, the new baselines and the items it fires are all written in
-the same write transaction, so concurrent polls never detect a change twice and a crash
-never loses one.
+detected and where a scanning trigger reads next. ``answer`` and ``record`` take a
+``ChangeBatch`` in place of candidates: the comparison with the baselines, the new baselines
+and the items it fires are all written in the same write transaction, so concurrent polls
+never detect a change twice and a crash never loses one. A batch whose resolution would write
+nothing (no change, no new record, nothing to refresh) takes the read-only path too.
 """
 
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-
-import sqlite_utils
-
 from storage import fast_json
+from storage.contract import DedupeStore, WatchScope
+from storage.idents import ident_of
 from storage.sqlite import SqliteConnections
+from storage.sqlite_migrations import ensure_schema
 from triggers.changes import KEEP_POSITION, Baseline
 
-LAST_SEEN_REFRESH_SECONDS = 86400
-PRUNE_EVERY_SECONDS = 3600
+DAY_SECONDS = 86400
+LAST_SEEN_REFRESH_SECONDS = DAY_SECONDS
 CHUNK = 500
+FREE_PAGES_KEPT = 256  # 1 MiB of 4 KiB pages: never worth giving back
+HOOK_SCOPE_PREFIX = "hook:"  # triggers.hooks_store.SCOPE_PREFIX (imported there from here would loop)
+
+# The steady state's read: the scope, how many of the candidates are known and seen today, and
+# whether anything waits in the backlog or was answered within the redelivery window.
+QUIET_SQL = """
+SELECT d.id, d.last_poll, {known},
+       EXISTS (SELECT 1 FROM seen_items AS b WHERE b.scope_id = d.id AND b.first_answered IS NULL),
+       EXISTS (SELECT 1 FROM seen_items AS r WHERE r.scope_id = d.id AND r.first_answered >= ?)
+FROM dedupe_scopes AS d WHERE d.scope = ?
+"""
+QUIET_KNOWN_SQL = ("(SELECT COUNT(*) FROM seen AS n"
+                   " WHERE n.scope_id = d.id AND n.last_day >= ? AND n.ident IN ({marks}))")
+REPEATS_SQL = ("SELECT ident, item, order_ts, seq FROM seen_items WHERE scope_id = ? AND first_answered >= ?"
+               " ORDER BY order_ts DESC, seq DESC LIMIT ?")
+# A change trigger's scope with the baselines of the records on its page.
+WATCH_READ_SQL = """
+SELECT w.id, w.first_poll, w.last_poll, w.changes, w.scan_from,
+       b.ghl_id, b.vals, b.mark, b.changes, b.last_seen
+FROM watch_scopes AS w LEFT JOIN watched AS b ON b.scope_id = w.id AND b.ghl_id IN ({marks})
+WHERE w.scope = ?
+"""
 
 
-@dataclass(frozen=True)
-class WatchScope:
-    """A change trigger's scope: when it was first polled, and where a scanning trigger reads next."""
-
-    first_poll: float
-    scan_from: dict = None
+def day_of(now):
+    return int(now // DAY_SECONDS)
 
 
-class DedupeStore(ABC):
-    @abstractmethod
-    def has_scope(self, scope):
-        """True once a scope has been polled (recorded) at least once."""
+def _is_change_batch(candidates):
+    return hasattr(candidates, "resolve")
 
-    @abstractmethod
-    def known(self, scope, identities):
-        """The subset of ``identities`` already seen in ``scope``."""
 
-    @abstractmethod
-    def answer(self, scope, candidates, now, new_limit, redelivery_seconds, redelivery_limit):
-        """Record ``candidates`` and return the answer: up to ``new_limit`` never-answered
-        items (oldest first), plus items first answered within ``redelivery_seconds``
-        (at most ``redelivery_limit``), all newest first. ``candidates`` may be a
-        ``triggers.changes.ChangeBatch``: it is resolved against the scope's baselines in
-        the same write transaction."""
+def _chunks(values, size=CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
-    @abstractmethod
-    def record(self, scope, candidates, now, answered=False):
-        """Remember candidates (or a ChangeBatch) without answering them (REST hooks deliver
-        from the backlog)."""
 
-    @abstractmethod
-    def watch_scope(self, scope):
-        """The WatchScope of a change trigger's scope; None before its first poll."""
+def _marks(values):
+    return ",".join("?" * len(values))
 
-    @abstractmethod
-    def baselines(self, scope, ghl_ids):
-        """{GHL id: Baseline} of those of ``ghl_ids`` that ``scope`` has a baseline for."""
 
-    @abstractmethod
-    def pending(self, scope, limit):
-        """Backlog items, oldest first."""
-
-    @abstractmethod
-    def mark_answered(self, scope, identities, now):
-        """Take delivered identities out of the backlog."""
-
-    @abstractmethod
-    def forget_scope(self, scope):
-        """Drop everything remembered for ``scope``."""
-
-    @abstractmethod
-    def prune(self, now, retention_seconds):
-        """Forget identities not seen for ``retention_seconds``."""
+def _unique_by_ident(candidates):
+    """{ident: candidate} of each distinct identity, oldest listing first (candidates arrive
+    newest first; an identity listed twice keeps its oldest listing)."""
+    chosen = {}
+    for candidate in reversed(candidates):
+        chosen.setdefault(ident_of(candidate.identity), candidate)
+    return chosen
 
 
 class SqliteDedupeStore(DedupeStore):
-    def __init__(self, path):
+    def __init__(self, path, keep_bodies_seconds=3600):
         self.path = path
+        self.keep_bodies_seconds = keep_bodies_seconds
         self._connections = SqliteConnections(path)
-        self._last_prune = 0.0
-        self._connections.migrate(self._create_tables)
+        ensure_schema(self._connections, keep_bodies_seconds)
 
     def _connection(self):
         return self._connections.get()
 
-    @staticmethod
-    def _create_tables(conn):
-        db = sqlite_utils.Database(conn)
-        if "seen" not in db.table_names():
-            db["seen"].create({
-                "scope": str, "identity": str, "item": str, "order_ts": float, "seq": int,
-                "first_seen": float, "last_seen": float, "first_answered": float,
-            }, pk=("scope", "identity"), if_not_exists=True)
-        db["seen"].create_index(["scope", "first_answered", "order_ts"], if_not_exists=True,
-                                index_name="seen_by_answer")
-        db["seen"].create_index(["last_seen"], if_not_exists=True, index_name="seen_by_last_seen")
-        if "scopes" not in db.table_names():
-            db["scopes"].create({"scope": str, "first_poll": float, "last_poll": float, "next_seq": int},
-                                pk="scope", if_not_exists=True)
-        # AUTOINCREMENT: a pruned scope's id is never given to another scope.
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS watch_scopes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " scope TEXT NOT NULL UNIQUE, first_poll REAL NOT NULL, last_poll REAL NOT NULL, scan_from TEXT,"
-            " changes INTEGER NOT NULL DEFAULT 0)")
-        # WITHOUT ROWID: the rows are small and found by their key; mark is epoch ms or text.
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS watched (scope_id INTEGER NOT NULL, ghl_id TEXT NOT NULL,"
-            " vals TEXT NOT NULL, mark, changes INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
-            " PRIMARY KEY (scope_id, ghl_id)) WITHOUT ROWID")
-        conn.execute("CREATE INDEX IF NOT EXISTS watched_by_last_seen ON watched (last_seen)")
+    def _transaction(self):
+        return self._connections.transaction()
+
+    # -- reads ------------------------------------------------------------------------------
 
     def has_scope(self, scope):
-        row = self._connection().execute("SELECT 1 FROM scopes WHERE scope = ?", (scope,)).fetchone()
+        row = self._connection().execute("SELECT 1 FROM dedupe_scopes WHERE scope = ?", (scope,)).fetchone()
         return row is not None
 
     def known(self, scope, identities):
-        identities = list(identities)
-        found = set()
+        by_ident = {}
+        for identity in identities:
+            by_ident.setdefault(ident_of(identity), []).append(identity)
         conn = self._connection()
-        for start in range(0, len(identities), 500):
-            chunk = identities[start:start + 500]
-            marks = ",".join("?" * len(chunk))
+        found = set()
+        for chunk in _chunks(list(by_ident)):
             rows = conn.execute(
-                f"SELECT identity FROM seen WHERE scope = ? AND identity IN ({marks})", [scope, *chunk])
-            found.update(r[0] for r in rows)
+                f"SELECT n.ident FROM seen AS n WHERE n.scope_id = (SELECT id FROM dedupe_scopes WHERE scope = ?)"
+                f" AND n.ident IN ({_marks(chunk)})", [scope, *chunk])
+            for row in rows:
+                found.update(by_ident[row[0]])
         return found
 
-    def _record(self, conn, scope, candidates, now, answered):
-        """Insert unseen candidates (inside the caller's transaction); returns how many were new."""
-        row = conn.execute("SELECT next_seq FROM scopes WHERE scope = ?", (scope,)).fetchone()
-        next_seq = row[0] if row else 0
-        already = self.known(scope, (c.identity for c in candidates))
-        fresh = []
-        seen_in_batch = set()
-        # Candidates arrive newest first; give older ones lower sequence numbers.
-        for candidate in reversed(candidates):
-            if candidate.identity in already or candidate.identity in seen_in_batch:
-                continue
-            seen_in_batch.add(candidate.identity)
-            order_ts = candidate.sort_ts if candidate.sort_ts is not None else now
-            fresh.append((scope, candidate.identity, fast_json.dumps(candidate.item), order_ts,
-                          next_seq, now, now, now if answered else None))
-            next_seq += 1
-        conn.executemany(
-            "INSERT INTO seen (scope, identity, item, order_ts, seq, first_seen, last_seen, first_answered)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
-        stale = [c.identity for c in candidates if c.identity in already]
-        for start in range(0, len(stale), 500):
-            chunk = stale[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            conn.execute(
-                f"UPDATE seen SET last_seen = ? WHERE scope = ? AND last_seen < ? AND identity IN ({marks})",
-                [now, scope, now - LAST_SEEN_REFRESH_SECONDS, *chunk])
-        conn.execute(
-            "INSERT INTO scopes (scope, first_poll, last_poll, next_seq) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(scope) DO UPDATE SET last_poll = excluded.last_poll, next_seq = excluded.next_seq",
-            (scope, now, now, next_seq))
-        return len(fresh)
+    def pending(self, scope, limit):
+        """Up to ``limit`` backlog items of ``scope``, oldest first, without claiming them."""
+        rows = self._connection().execute(
+            "SELECT item FROM seen_items WHERE scope_id = (SELECT id FROM dedupe_scopes WHERE scope = ?)"
+            " AND first_answered IS NULL ORDER BY order_ts, seq LIMIT ?", (scope, limit)).fetchall()
+        return [fast_json.loads(r[0]) for r in rows]
 
-    def _transaction(self):
-        return self._connections.transaction()
+    def backlog(self, scope):
+        """How many seen items of ``scope`` wait to be answered."""
+        return self._connection().execute(
+            "SELECT COUNT(*) FROM seen_items WHERE scope_id = (SELECT id FROM dedupe_scopes WHERE scope = ?)"
+            " AND first_answered IS NULL", (scope,)).fetchone()[0]
+
+    # -- the steady state: reads only -------------------------------------------------------
+
+    def _quiet(self, conn, scope, candidates, now, since=None, redelivery_limit=0):
+        """When this poll would change nothing (every candidate known and seen today, the scope
+        polled today, and for an answer nothing in the backlog): the items to answer (the
+        redelivery window's; [] for a record). None when the locked path must run."""
+        if _is_change_batch(candidates):
+            candidates = self._quiet_changes(conn, scope, candidates, now)
+            if candidates is None:
+                return None
+        today = day_of(now)
+        idents = list({ident_of(c.identity) for c in candidates})
+        first, rest = idents[:CHUNK], idents[CHUNK:]
+        known_sql = QUIET_KNOWN_SQL.format(marks=_marks(first)) if first else "0"
+        params = ([today, *first] if first else []) + [now if since is None else since, scope]
+        row = conn.execute(QUIET_SQL.format(known=known_sql), params).fetchone()
+        if row is None:
+            return None
+        scope_id, last_poll, known, backlog, in_window = row
+        if day_of(last_poll) < today or (backlog and since is not None):
+            return None
+        for chunk in _chunks(rest):
+            known += conn.execute(
+                f"SELECT COUNT(*) FROM seen WHERE scope_id = ? AND last_day >= ? AND ident IN ({_marks(chunk)})",
+                [scope_id, today, *chunk]).fetchone()[0]
+        if known < len(idents):
+            return None
+        if since is None or not in_window or redelivery_limit <= 0:
+            return []
+        return conn.execute(REPEATS_SQL, (scope_id, since, redelivery_limit)).fetchall()
+
+    def _quiet_changes(self, conn, scope, batch, now):
+        """A ChangeBatch's candidates when resolving it would write nothing (no change, no new
+        record, no baseline to refresh, the scope's position and last poll current): always
+        [], since every candidate comes with a baseline to write. None otherwise."""
+        ghl_ids = batch.ghl_ids
+        if len(ghl_ids) > CHUNK:
+            return None
+        rows = conn.execute(WATCH_READ_SQL.format(marks=_marks(ghl_ids) or "NULL"), [*ghl_ids, scope]).fetchall()
+        if not rows:
+            return None
+        _, first_poll, last_poll, counted, scan_from = rows[0][:5]
+        if day_of(last_poll) < day_of(now):
+            return None
+        if batch.scan_from is not KEEP_POSITION and (
+                (fast_json.loads(scan_from) if scan_from else None) != (batch.scan_from or None)):
+            return None
+        baselines, last_seen = {}, {}
+        for r in rows:
+            if r[5] is not None:
+                baselines[r[5]] = Baseline(fast_json.loads(r[6]), r[7], r[8])
+                last_seen[r[5]] = r[9]
+        resolution = batch.resolve(baselines, first_poll, now, counted)
+        stale_before = int(now) - LAST_SEEN_REFRESH_SECONDS
+        if resolution.candidates or resolution.baselines or resolution.counted != counted or any(
+                last_seen[ghl_id] < stale_before for ghl_id in resolution.unchanged):
+            return None
+        return []
+
+    # -- the locked path --------------------------------------------------------------------
+
+    def _record(self, conn, scope, candidates, now, answered):
+        """Insert unseen candidates (inside the caller's transaction); returns (scope id, how
+        many were new)."""
+        today = day_of(now)
+        row = conn.execute("SELECT id, next_seq FROM dedupe_scopes WHERE scope = ?", (scope,)).fetchone()
+        if row is None:
+            scope_id = conn.execute(
+                "INSERT INTO dedupe_scopes (scope, first_poll, last_poll, next_seq) VALUES (?, ?, ?, 0)",
+                (scope, now, now)).lastrowid
+            next_seq = 0
+        else:
+            scope_id, next_seq = row
+        chosen = _unique_by_ident(candidates)
+        known = {}
+        for chunk in _chunks(list(chosen)):
+            known.update(conn.execute(
+                f"SELECT ident, last_day FROM seen WHERE scope_id = ? AND ident IN ({_marks(chunk)})",
+                [scope_id, *chunk]).fetchall())
+        # A REST hook's outbox never redelivers: what it records as delivered needs no body.
+        keep_bodies = not (answered and scope.startswith(HOOK_SCOPE_PREFIX))
+        first_answered = now if answered else None
+        fresh, bodies = [], []
+        for ident, candidate in chosen.items():  # oldest first: older items get lower numbers
+            if ident in known:
+                continue
+            fresh.append((scope_id, today, ident))
+            if keep_bodies:
+                order_ts = candidate.sort_ts if candidate.sort_ts is not None else now
+                bodies.append((scope_id, ident, fast_json.dumps(candidate.item), order_ts, next_seq, first_answered))
+            next_seq += 1
+        conn.executemany("INSERT INTO seen (scope_id, last_day, ident) VALUES (?, ?, ?)", fresh)
+        # OR REPLACE: a body whose identity was pruned in between would otherwise block the insert.
+        conn.executemany("INSERT OR REPLACE INTO seen_items (scope_id, ident, item, order_ts, seq, first_answered)"
+                         " VALUES (?, ?, ?, ?, ?, ?)", bodies)
+        stale = [ident for ident, day in known.items() if day < today]
+        for chunk in _chunks(stale):
+            conn.execute(f"UPDATE seen SET last_day = ? WHERE scope_id = ? AND ident IN ({_marks(chunk)})",
+                         [today, scope_id, *chunk])
+        if row is not None:
+            conn.execute("UPDATE dedupe_scopes SET last_poll = ?, next_seq = ? WHERE id = ?",
+                         (now, next_seq, scope_id))
+        elif next_seq:
+            conn.execute("UPDATE dedupe_scopes SET next_seq = ? WHERE id = ?", (next_seq, scope_id))
+        return scope_id, len(fresh)
 
     # -- change triggers ------------------------------------------------------------------
 
@@ -191,13 +264,10 @@ class SqliteDedupeStore(DedupeStore):
 
     @staticmethod
     def _baselines(conn, scope_id, ghl_ids):
-        ghl_ids = list(ghl_ids)
         found = {}
-        for start in range(0, len(ghl_ids), CHUNK):
-            chunk = ghl_ids[start:start + CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk in _chunks(list(ghl_ids)):
             rows = conn.execute(
-                f"SELECT ghl_id, vals, mark, changes FROM watched WHERE scope_id = ? AND ghl_id IN ({marks})",
+                f"SELECT ghl_id, vals, mark, changes FROM watched WHERE scope_id = ? AND ghl_id IN ({_marks(chunk)})",
                 [scope_id, *chunk])
             found.update((r[0], Baseline(fast_json.loads(r[1]), r[2], r[3])) for r in rows)
         return found
@@ -225,16 +295,15 @@ class SqliteDedupeStore(DedupeStore):
             " VALUES (?, ?, ?, ?, ?, ?)",
             [(scope_id, ghl_id, fast_json.dumps(b.values), b.mark, b.changes, seen_at)
              for ghl_id, b in resolution.baselines.items()])
-        for start in range(0, len(resolution.unchanged), CHUNK):
-            chunk = resolution.unchanged[start:start + CHUNK]
-            marks = ",".join("?" * len(chunk))
+        for chunk in _chunks(resolution.unchanged):
             conn.execute(
-                f"UPDATE watched SET last_seen = ? WHERE scope_id = ? AND last_seen < ? AND ghl_id IN ({marks})",
+                f"UPDATE watched SET last_seen = ? WHERE scope_id = ? AND last_seen < ?"
+                f" AND ghl_id IN ({_marks(chunk)})",
                 [seen_at, scope_id, seen_at - LAST_SEEN_REFRESH_SECONDS, *chunk])
         return resolution.candidates
 
     def _candidates(self, conn, scope, candidates, now):
-        if hasattr(candidates, "resolve"):
+        if _is_change_batch(candidates):
             return self._resolve_changes(conn, scope, candidates, now)
         return candidates
 
@@ -243,74 +312,95 @@ class SqliteDedupeStore(DedupeStore):
     def record(self, scope, candidates, now, answered=False):
         """Remember ``candidates``: unseen ones wait in the backlog, or count as answered already
         (``answered=True``, for seeding a REST hook with what exists at subscribe time)."""
+        if self._quiet(self._connection(), scope, candidates, now) is not None:
+            return 0
         with self._transaction() as conn:
             candidates = self._candidates(conn, scope, candidates, now)
-            return self._record(conn, scope, candidates, now, answered)
+            return self._record(conn, scope, candidates, now, answered)[1]
 
     def answer(self, scope, candidates, now, new_limit, redelivery_seconds, redelivery_limit):
+        since = now - redelivery_seconds
+        quiet = self._quiet(self._connection(), scope, candidates, now, since, redelivery_limit)
+        if quiet is not None:
+            return [fast_json.loads(r[1]) for r in quiet]
         with self._transaction() as conn:
             candidates = self._candidates(conn, scope, candidates, now)
-            self._record(conn, scope, candidates, now, answered=False)
+            scope_id = self._record(conn, scope, candidates, now, answered=False)[0]
             claimed = conn.execute(
-                "SELECT identity, item, order_ts, seq FROM seen WHERE scope = ? AND first_answered IS NULL"
-                " ORDER BY order_ts, seq LIMIT ?", (scope, new_limit)).fetchall()
-            conn.executemany("UPDATE seen SET first_answered = ? WHERE scope = ? AND identity = ?",
-                             [(now, scope, r[0]) for r in claimed])
-            claimed_ids = {r[0] for r in claimed}
-            repeats = conn.execute(
-                "SELECT identity, item, order_ts, seq FROM seen WHERE scope = ? AND first_answered >= ?"
-                " AND first_answered IS NOT NULL ORDER BY order_ts DESC, seq DESC LIMIT ?",
-                (scope, now - redelivery_seconds, redelivery_limit + len(claimed_ids))).fetchall()
-        repeats = [r for r in repeats if r[0] not in claimed_ids][:redelivery_limit]
+                "SELECT ident, item, order_ts, seq FROM seen_items WHERE scope_id = ? AND first_answered IS NULL"
+                " ORDER BY order_ts, seq LIMIT ?", (scope_id, new_limit)).fetchall()
+            conn.executemany("UPDATE seen_items SET first_answered = ? WHERE scope_id = ? AND ident = ?",
+                             [(now, scope_id, r[0]) for r in claimed])
+            claimed_idents = {r[0] for r in claimed}
+            repeats = conn.execute(REPEATS_SQL, (scope_id, since, redelivery_limit + len(claimed_idents))).fetchall()
+        repeats = [r for r in repeats if r[0] not in claimed_idents][:redelivery_limit]
         rows = sorted(claimed + repeats, key=lambda r: (r[2], r[3]), reverse=True)
         return [fast_json.loads(r[1]) for r in rows]
 
-    def pending(self, scope, limit):
-        """Up to ``limit`` backlog items of ``scope``, oldest first, without claiming them."""
-        rows = self._connection().execute(
-            "SELECT item FROM seen WHERE scope = ? AND first_answered IS NULL ORDER BY order_ts, seq LIMIT ?",
-            (scope, limit)).fetchall()
-        return [fast_json.loads(r[0]) for r in rows]
-
     def mark_answered(self, scope, identities, now):
-        """Take ``identities`` out of the backlog (after they were delivered)."""
+        """Take ``identities`` out of the backlog (after they were delivered). A REST hook's
+        outbox never redelivers, so its delivered bodies go at once."""
+        idents = list({ident_of(identity) for identity in identities})
+        if not idents:
+            return
         with self._transaction() as conn:
-            conn.executemany(
-                "UPDATE seen SET first_answered = ? WHERE scope = ? AND identity = ? AND first_answered IS NULL",
-                [(now, scope, identity) for identity in identities])
+            row = conn.execute("SELECT id FROM dedupe_scopes WHERE scope = ?", (scope,)).fetchone()
+            if row is None:
+                return
+            for chunk in _chunks(idents):
+                if scope.startswith(HOOK_SCOPE_PREFIX):
+                    conn.execute(f"DELETE FROM seen_items WHERE scope_id = ? AND first_answered IS NULL"
+                                 f" AND ident IN ({_marks(chunk)})", [row[0], *chunk])
+                else:
+                    conn.execute(f"UPDATE seen_items SET first_answered = ? WHERE scope_id = ?"
+                                 f" AND first_answered IS NULL AND ident IN ({_marks(chunk)})", [now, row[0], *chunk])
+
+    # -- forgetting -----------------------------------------------------------------------
 
     def forget_scope(self, scope):
         with self._transaction() as conn:
-            conn.execute("DELETE FROM seen WHERE scope = ?", (scope,))
-            conn.execute("DELETE FROM scopes WHERE scope = ?", (scope,))
+            row = conn.execute("SELECT id FROM dedupe_scopes WHERE scope = ?", (scope,)).fetchone()
+            if row is not None:
+                self._forget_scope_id(conn, row[0])
             row = conn.execute("SELECT id FROM watch_scopes WHERE scope = ?", (scope,)).fetchone()
             if row is not None:
                 conn.execute("DELETE FROM watched WHERE scope_id = ?", (row[0],))
                 conn.execute("DELETE FROM watch_scopes WHERE id = ?", (row[0],))
 
-    def backlog(self, scope):
-        """How many seen items of ``scope`` wait to be answered."""
-        row = self._connection().execute(
-            "SELECT COUNT(*) FROM seen WHERE scope = ? AND first_answered IS NULL", (scope,)).fetchone()
-        return row[0]
+    @staticmethod
+    def _forget_scope_id(conn, scope_id):
+        gone = conn.execute("DELETE FROM seen WHERE scope_id = ?", (scope_id,)).rowcount
+        conn.execute("DELETE FROM seen_items WHERE scope_id = ?", (scope_id,))
+        conn.execute("DELETE FROM dedupe_scopes WHERE id = ?", (scope_id,))
+        return gone
 
     def prune(self, now, retention_seconds):
-        """Forget identities and baselines not seen for ``retention_seconds``, and scopes not
-        polled for as long (their baselines were last seen no later than their last poll)."""
+        """Forget identities and baselines not seen for ``retention_seconds`` (in whole days),
+        scopes not polled for as long (with what they remember), and bodies answered more than
+        ``keep_bodies_seconds`` ago; returns how many identities went."""
         cutoff = now - retention_seconds
-        conn = self._connection()
-        cursor = conn.execute("DELETE FROM seen WHERE last_seen < ?", (cutoff,))
-        conn.execute("DELETE FROM scopes WHERE last_poll < ?", (cutoff,))
-        conn.execute("DELETE FROM watched WHERE last_seen < ?", (cutoff,))
-        conn.execute("DELETE FROM watch_scopes WHERE last_poll < ?", (cutoff,))
-        return cursor.rowcount
+        with self._transaction() as conn:
+            gone = conn.execute("DELETE FROM seen WHERE last_day < ?", (day_of(cutoff),)).rowcount
+            for (scope_id,) in conn.execute("SELECT id FROM dedupe_scopes WHERE last_poll < ?", (cutoff,)).fetchall():
+                gone += self._forget_scope_id(conn, scope_id)
+            # Bodies past the window, and any whose identity was just forgotten (a stale backlog).
+            conn.execute("DELETE FROM seen_items WHERE first_answered < ? OR NOT EXISTS (SELECT 1 FROM seen AS n"
+                         " WHERE n.scope_id = seen_items.scope_id AND n.ident = seen_items.ident)",
+                         (now - self.keep_bodies_seconds,))
+            conn.execute("DELETE FROM watched WHERE last_seen < ?", (cutoff,))
+            conn.execute("DELETE FROM watch_scopes WHERE last_poll < ?", (cutoff,))
+        self._release_free_pages(self._connection())
+        return gone
 
-    def maybe_prune(self, now, retention_seconds):
-        """Prune at most once an hour per process; cheap to call on every poll."""
-        if now - self._last_prune < PRUNE_EVERY_SECONDS:
-            return 0
-        self._last_prune = now
-        return self.prune(now, retention_seconds)
+    @staticmethod
+    def _release_free_pages(conn):
+        """Give free pages back to the file system when they are a quarter of the file or more
+        (bodies pruned after a burst); fewer are kept for the next bodies. Files are
+        ``auto_vacuum = INCREMENTAL`` (``storage.sqlite_migrations``); on others this does nothing."""
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        if free >= max(FREE_PAGES_KEPT, conn.execute("PRAGMA page_count").fetchone()[0] // 4):
+            # executescript steps it to the end: execute would free one page (one page per step).
+            conn.executescript(f"PRAGMA incremental_vacuum({int(free)})")
 
     def close(self):
         self._connections.close()

@@ -1,4 +1,4 @@
-"""REST hook subscriptions, in the same SQLite file as the dedupe store.
+"""REST hook subscriptions, beside the dedupe store (SQLite here; ``storage.postgres`` for PostgreSQL).
 
 A subscription is one Zap's instant trigger: the trigger key, its validated inputs, the GHL
 token (encrypted with Fernet under a key derived from ``SECRET_KEY``; never stored in plain
@@ -30,43 +30,29 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from storage.sqlite import SqliteConnections
+from storage.contract import HookStore
+from storage.sqlite import ImmediateTransaction, SqliteConnections
+from storage.sqlite_migrations import ensure_schema
 
 SCOPE_PREFIX = "hook:"
 # Separates the encryption key from the HMAC that names token owners, though both come from SECRET_KEY.
 KEY_DERIVATION_INFO = b"ghl-zapier/hook-token-encryption/v1"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS hook_subscriptions (
-    id TEXT PRIMARY KEY,
-    trigger TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    token_ciphertext TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    target_url TEXT NOT NULL,
-    interval_seconds INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    next_poll_at REAL NOT NULL,
-    last_poll_at REAL,
-    last_delivery_at REAL,
-    last_error TEXT,
-    last_error_at REAL,
-    delivery_failures INTEGER NOT NULL DEFAULT 0,
-    next_delivery_at REAL,
-    lease_owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_poll ON hook_subscriptions (next_poll_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_delivery ON hook_subscriptions (next_delivery_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_poll ON hook_subscriptions (owner, next_poll_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_delivery ON hook_subscriptions (owner, next_delivery_at);
-CREATE TABLE IF NOT EXISTS hook_owner_turns (
-    owner TEXT PRIMARY KEY,
-    turn INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hook_owner_turns_by_turn ON hook_owner_turns (turn, owner);
-INSERT OR IGNORE INTO hook_owner_turns (owner, turn) SELECT DISTINCT owner, 0 FROM hook_subscriptions;
+# Owners of subscriptions without a turn row (inserted by a release before turns, or by hand).
+OWNERS_WITHOUT_TURN_SQL = """
+SELECT EXISTS (SELECT 1 FROM hook_subscriptions AS s
+               WHERE NOT EXISTS (SELECT 1 FROM hook_owner_turns AS t WHERE t.owner = s.owner))
 """
+
+
+def _give_every_owner_a_turn(conn):
+    """On open, as ever: owners without a turn row get one (turn 0, served first). Reads only
+    when every owner has one."""
+    if conn.execute(OWNERS_WITHOUT_TURN_SQL).fetchone()[0]:
+        with ImmediateTransaction(conn):
+            conn.execute("INSERT OR IGNORE INTO hook_owner_turns (owner, turn)"
+                         " SELECT DISTINCT owner, 0 FROM hook_subscriptions")
+
 
 # The owner, among those with a due unleased subscription, served least recently.
 NEXT_OWNER_SQL = """
@@ -155,12 +141,13 @@ def iso_time(epoch):
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
-class SqliteHookStore:
+class SqliteHookStore(HookStore):
     def __init__(self, path, cipher):
         self.path = path
         self.cipher = cipher
         self._connections = SqliteConnections(path, row_factory=sqlite3.Row)
-        self._connections.migrate(SCHEMA)
+        ensure_schema(self._connections)  # tables: storage.sqlite_migrations
+        self._connections.prepare(_give_every_owner_a_turn)
 
     def _connection(self):
         return self._connections.get()

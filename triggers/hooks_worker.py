@@ -30,9 +30,9 @@ from ghl.client import client_from_settings
 from ghl.errors import GhlError
 from server.config import load_settings
 from server.log_setup import configure_logging
+from storage.backend import open_backend
 from triggers import hook_delivery
-from triggers.dedupe_store import SqliteDedupeStore
-from triggers.hooks_store import SqliteHookStore, TokenCipher, TokenUnreadable
+from triggers.hooks_store import TokenCipher, TokenUnreadable
 from triggers.poll import PollLimits, poll_into_backlog
 
 log = logging.getLogger("triggers.hooks_worker")
@@ -156,9 +156,9 @@ class HookWorker:
 
 
 def build_worker(settings):
-    cipher = TokenCipher(settings.secret_key)
-    return HookWorker(settings, load_catalog(), client_from_settings(settings, secret=settings.secret_key),
-                      SqliteDedupeStore(settings.database_path), SqliteHookStore(settings.database_path, cipher))
+    backend = open_backend(settings)
+    return HookWorker(settings, load_catalog(), client_from_settings(settings, backend, secret=settings.secret_key),
+                      backend.dedupe_store(), backend.hook_store(TokenCipher(settings.secret_key)))
 
 
 def main():
@@ -170,19 +170,33 @@ def main():
         log.error("SECRET_KEY is not set: the hook worker cannot read stored tokens. Set SECRET_KEY "
                   "(make run sets it from the development key file).")
         return 2
-    worker = build_worker(settings)
+    # Signals are handled before the (slow) start: loading the catalog and opening the store
+    # take a second or more, and a stop asked for meanwhile must still end the worker cleanly.
+    stopping = threading.Event()
     scheduler = BlockingScheduler()
-    scheduler.add_job(worker.tick, "interval", seconds=settings.hook_tick_seconds, id="hooks-tick",
-                      max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
 
     def stop(signum, _frame):
-        log.info("hook worker %s: stopping (signal %d)", worker.name, signum)
-        worker.stopping.set()
-        # wait=False: the running tick sees ``stopping`` and ends after its current subscription.
-        scheduler.shutdown(wait=False)
+        log.info("hook worker: stopping (signal %d)", signum)
+        stopping.set()
+        if scheduler.running:
+            # wait=False: the running tick sees ``stopping`` and ends after its current subscription.
+            scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    worker = build_worker(settings)
+    worker.stopping = stopping
+
+    def tick():
+        if stopping.is_set():  # a stop that came before the scheduler ran
+            scheduler.shutdown(wait=False)
+            return
+        worker.tick()
+
+    if stopping.is_set():
+        return 0
+    scheduler.add_job(tick, "interval", seconds=settings.hook_tick_seconds, id="hooks-tick",
+                      max_instances=1, coalesce=True, next_run_time=datetime.now(timezone.utc))
     log.info("hook worker %s: started (tick %.2fs, lease %ss)", worker.name, settings.hook_tick_seconds,
              worker.lease_seconds)
     scheduler.start()

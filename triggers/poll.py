@@ -33,7 +33,7 @@ from catalog.pagination import pagination_style
 from ghl import enrichment
 from ghl.request_builder import build_request
 from ghl.response_items import dig, extract_items
-from triggers import changes
+from triggers import changes, identity
 from triggers.identity import candidate_for, timestamp_of
 
 log = logging.getLogger(__name__)
@@ -234,25 +234,37 @@ def _scan(client, record, watch, inputs, token, start, budget):
 
 
 def _enriched(context, record, fetched):
-    """``fetched`` (candidates, or a ChangeBatch whose watched values and versions were taken
-    when it was made) with its items enriched: identities and change detection never see the
-    extra keys."""
+    """``fetched`` (a ChangeBatch whose watched values and versions were taken when it was made)
+    with its items enriched: change detection never sees the extra keys."""
     if context is None:
         return fetched
-    if isinstance(fetched, changes.ChangeBatch):
-        ghl_ids = list(fetched.records)
-        fetched.records = dict(zip(ghl_ids, enrichment.enrich_items(context, record, list(fetched.records.values()))))
-        return fetched
-    for candidate, item in zip(fetched, enrichment.enrich_items(context, record, [c.item for c in fetched])):
-        candidate.item = item
+    ghl_ids = list(fetched.records)
+    fetched.records = dict(zip(ghl_ids, enrichment.enrich_items(context, record, list(fetched.records.values()))))
     return fetched
+
+
+def _enrich_candidates(context, record, candidates):
+    """``candidates`` whose items get ``ghl.enrichment``'s extra keys when first read, computed
+    for all of them at once, as ``enrich_items`` of all their items. The store reads only the
+    items it keeps (never those it knows already), so a steady-state poll enriches nothing.
+    Every GHL lookup the enrichment may need is made here, before the store's transaction;
+    reading an item only computes."""
+    if context is None or not candidates or not enrichment.enriches(record):
+        return candidates
+    prepared = enrichment.Prepared(context, record, [c.item for c in candidates])
+    identity.later(candidates, prepared.enrich)
+    return candidates
 
 
 def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich=None):
     """Candidates from GHL for a live poll of ``scope``, newest first. Reads one page on a
     scope's first poll; later polls follow further pages while every item on a page is new.
     For a change trigger: a ChangeBatch (``fetch_changes``). ``enrich``: an
-    ``enrichment.Context`` for the items' extra keys (None: none)."""
+    ``enrichment.Context`` for the items' extra keys (None: none; ``_enrich_candidates``).
+
+    The store is asked what it knows of a page only when the page is full and under the cap
+    (whether to read on), and whether the scope was ever polled only when such a page held
+    nothing known (a scope's first poll reads one page, a later one catches up)."""
     watch = changes.watch_of(record, inputs)
     if watch is not None:
         return _enriched(enrich, record, fetch_changes(client, store, record, watch, inputs, token, scope, limits))
@@ -260,16 +272,21 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich
     # Nobody knows where GHL puts a new item of a list in unknown order: every poll reads every
     # page up to the cap, the first one too, so that what it remembers is the whole list.
     unknown_order = record["response"].get("order") == UNKNOWN_ORDER
-
-    def wants_next_page(page):
+    candidates, polled_before = [], None
+    for number, (page, position) in enumerate(iter_pages(client, record, inputs, token)):
+        page = [candidate_for(record, item) for item in page]
+        candidates.extend(page)
+        if position is None or number + 1 >= limits.catch_up_pages:
+            break
         if unknown_order:
-            return True
-        identities = [candidate_for(record, item).identity for item in page]
-        return not store.known(scope, identities)
-
-    max_pages = limits.catch_up_pages if unknown_order or store.has_scope(scope) else 1
-    items = fetch_pages(client, record, inputs, token, max_pages, wants_next_page)
-    return _enriched(enrich, record, _newest_first([candidate_for(record, item) for item in items]))
+            continue
+        if store.known(scope, [c.identity for c in page]):
+            break  # caught up
+        if polled_before is None:
+            polled_before = store.has_scope(scope)
+        if not polled_before:
+            break  # the scope's first poll: one page
+    return _enrich_candidates(enrich, record, _newest_first(candidates))
 
 
 def sample_items(client, record, inputs, token, limits, app_url=enrichment.DEFAULT_APP_URL):

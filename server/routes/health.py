@@ -5,8 +5,6 @@ the process or routes around it. The write probe runs at most once a second per 
 requests in between get its last result.
 """
 
-import logging
-import sqlite3
 import threading
 import time
 
@@ -15,19 +13,18 @@ from flask import Blueprint, jsonify
 from server.app import services
 from server.errors import STORAGE_RETRY_AFTER_SECONDS, error_response
 from server.openapi import service_openapi
-from storage.sqlite import is_busy, probe_writable
 
 PROBE_EVERY_SECONDS = 1.0
 
 blueprint = Blueprint("health", __name__)
-log = logging.getLogger(__name__)
+_PROBE_LOCK = threading.Lock()
 
 
 class WriteProbe:
-    """Whether ``path`` can be written, probed at most every ``every`` seconds."""
+    """Whether ``backend`` can be written, probed at most every ``every`` seconds."""
 
-    def __init__(self, path, every=PROBE_EVERY_SECONDS):
-        self.path = path
+    def __init__(self, backend, every=PROBE_EVERY_SECONDS):
+        self.backend = backend
         self.every = every
         self._lock = threading.Lock()
         self._probed_at = None
@@ -38,44 +35,26 @@ class WriteProbe:
             return self._writable
         with self._lock:
             if not self._fresh():
-                self._writable = self._probe()
+                self._writable = self.backend.writable()
                 self._probed_at = time.monotonic()
         return self._writable
 
     def _fresh(self):
         return self._probed_at is not None and time.monotonic() - self._probed_at < self.every
 
-    def _probe(self):
-        try:
-            probe_writable(self.path)
-        except sqlite3.Error as error:
-            if is_busy(error):
-                return True  # writable, only contended: a restart would not help
-            log.warning("health: the database cannot be written (%s)",
-                        getattr(error, "sqlite_errorname", type(error).__name__))
-            return False
-        except OSError as error:  # creating a missing file failed
-            log.warning("health: the database cannot be written (%s)", type(error).__name__)
-            return False
-        return True
 
-
-_PROBES = {}
-_PROBES_LOCK = threading.Lock()
-
-
-def _probe_for(path):
-    probe = _PROBES.get(path)
+def _probe_for(shared):
+    probe = getattr(shared, "write_probe", None)
     if probe is None:
-        with _PROBES_LOCK:
-            probe = _PROBES.setdefault(path, WriteProbe(path))
+        with _PROBE_LOCK:
+            probe = shared.__dict__.setdefault("write_probe", WriteProbe(shared.backend))
     return probe
 
 
 @blueprint.get("/healthz")
 def healthz():
     shared = services()
-    if not _probe_for(shared.settings.database_path).writable():
+    if not _probe_for(shared).writable():
         return error_response(503, "storage_unavailable",
                               "The service cannot write its database; it should recover once storage does.",
                               headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)})

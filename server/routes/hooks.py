@@ -17,7 +17,7 @@ from server.app import services
 from server.errors import ApiError
 from server.routes.caller import bearer_token, json_body_object, location_header, operation, request_inputs
 from triggers.hook_delivery import InvalidTargetUrl, check_target_url
-from triggers.hooks_store import (HookLimitReached, SqliteHookStore, TokenCipher, TokenUnreadable, iso_time,
+from triggers.hooks_store import (HookLimitReached, TokenCipher, TokenUnreadable, iso_time,
                                   new_hook_id, scope_for_hook)
 from triggers.poll import PollLimits, poll_into_backlog, sample_items
 
@@ -37,7 +37,7 @@ def _secret_key():
 def _hook_store(secret):
     stores = current_app.extensions.setdefault("ghl_zapier_hooks", {})
     if "store" not in stores:
-        stores["store"] = SqliteHookStore(services().settings.database_path, TokenCipher(secret))
+        stores["store"] = services().backend.hook_store(TokenCipher(secret))
     return stores["store"]
 
 
