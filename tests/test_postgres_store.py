@@ -459,3 +459,23 @@ def test_a_remembered_identity_costs_at_most_150_bytes_once_past_the_redelivery_
     print(f"PostgreSQL: {per_identity:.1f} bytes per remembered identity after the window")
     assert per_identity <= 150
     assert store.known(scopes[0], ["nothing"]) == set() and store.has_scope(scopes[0])
+
+
+def test_a_burst_of_bodies_gives_its_space_back_once_pruned(pg, pg_url):
+    """30,000 items answered at once, then past the redelivery window: the prune that drops their
+    bodies also compacts the bodies table, so a burst does not leave its index pages behind."""
+    import hashlib
+    store = pg.dedupe_store()
+    scope = hashlib.sha256(b"burst").hexdigest()
+    now = 1.8e9
+    for start in range(0, 30_000, 1_000):
+        page = [Candidate(f"burst-{n:06d}", _body(n), now + n) for n in range(start + 999, start - 1, -1)]
+        store.record(scope, page, now, answered=True)
+    bodies_bytes = "SELECT pg_total_relation_size('seen_items')"
+    burst = rows(pg_url, bodies_bytes)[0][0]
+    store.prune(now + 2 * 3600, 30 * 86400)
+    assert rows(pg_url, "SELECT COUNT(*) FROM seen_items") == [(0,)]
+    assert rows(pg_url, "SELECT COUNT(*) FROM seen") == [(30_000,)]
+    left = rows(pg_url, bodies_bytes)[0][0]
+    assert left < burst / 20, (burst, left)
+    assert store.known(scope, ["burst-000007", "never"]) == {"burst-000007"}

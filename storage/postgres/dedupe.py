@@ -27,10 +27,13 @@ import time
 from storage import fast_json
 from storage.contract import DedupeStore, WatchScope
 from storage.idents import ident_of
+from storage.postgres.migrations import BODIES_COMPACTION_LOCK
 from triggers.changes import KEEP_POSITION, Baseline
 
 DAY_SECONDS = 86400
 HOOK_SCOPE_PREFIX = "hook:"  # triggers.hooks_store.SCOPE_PREFIX
+# Pruning this many bodies at once compacts the bodies table (see _compact_bodies).
+COMPACT_AFTER_BODIES = 10_000
 
 # The read that answers a steady-state poll: the scope, which candidates are known and seen
 # today, whether a backlog waits, and the redelivery window's items, newest first.
@@ -403,10 +406,30 @@ class PostgresDedupeStore(DedupeStore):
                 " lean AS (DELETE FROM seen WHERE scope_id IN (SELECT id FROM old) RETURNING 1),"
                 " bodies AS (DELETE FROM seen_items WHERE scope_id IN (SELECT id FROM old))"
                 " SELECT COUNT(*) FROM lean", (cutoff,)).fetchone()[0]
-            conn.execute("DELETE FROM seen_items WHERE first_answered < %s", (now - self.keep_bodies_seconds,))
+            bodies = conn.execute("DELETE FROM seen_items WHERE first_answered < %s",
+                                  (now - self.keep_bodies_seconds,)).rowcount
             conn.execute("DELETE FROM watched WHERE last_seen < %s", (int(cutoff),))
             conn.execute("DELETE FROM watch_scopes WHERE last_poll < %s", (cutoff,))
+            if bodies >= COMPACT_AFTER_BODIES:
+                self._compact_bodies(conn)
         return gone
+
+    @staticmethod
+    def _compact_bodies(conn):
+        """Give back the space of many pruned bodies (a burst that left the redelivery window).
+
+        Autovacuum makes a table's free space reusable, but a btree index never shrinks: after
+        a burst of a million items, the bodies' indexes would keep ~100 bytes per identity long
+        after the bodies went. The table only holds the backlog and the redelivery window, so
+        rebuilding its indexes is quick; ``REINDEX`` blocks writes to it meanwhile, so it waits
+        at most a second for its lock and gives up (until the next prune) rather than queue
+        polls behind it. One process at a time (an advisory lock)."""
+        conn.execute("VACUUM seen_items")  # frees the heap (and truncates its empty tail)
+        with conn.transaction():
+            if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (BODIES_COMPACTION_LOCK,)).fetchone()[0]:
+                return
+            conn.execute("SET LOCAL lock_timeout = '1s'")
+            conn.execute("REINDEX TABLE seen_items")
 
     def close(self):
         self._connections.close()

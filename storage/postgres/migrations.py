@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # pg_advisory_xact_lock key of migrations (bigint form: never conflicts with the two-int keys
 # of storage.postgres' other advisory locks).
 MIGRATION_LOCK = 0x6768_6C7A_6170_0001  # "ghlzap" + 1
+BODIES_COMPACTION_LOCK = 0x6768_6C7A_6170_0002  # "ghlzap" + 2: one process compacts seen_items at a time
 
 # Namespaces (first key) of the two-int advisory locks.
 HOOK_OWNER_LOCK = 0x48_4B_4F_57  # "HKOW"
