@@ -13,9 +13,9 @@ a fresh database per service):
         polled once, so every measured poll finds its page already known (as a Zap polls
         every few minutes for months); the issue's ratio and CPU targets are about these;
   (b) actions: create_contact through the service vs the same POST /contacts/ sent direct;
-  (c) dedupe cost: SqliteDedupeStore.answer on pages of 100/1,000/10,000 against a store of
-      a million seen identities, and that store's size on disk (bench.dedupe_cost); on
-      PostgreSQL the size per remembered identity (``measure_postgres_dedupe_size``);
+  (c) dedupe cost: the store's answer on pages of 100/1,000/10,000 against a million
+      remembered identities, and the size per identity once their bodies are pruned, on each
+      store (bench.dedupe_cost);
   (d) resident memory of every gunicorn worker before and after N polls (default 100,000)
       of a cheap trigger, with the sandbox's latency at 0;
   (e) shared reads: GHL requests made when 50 Zaps with one token poll the same list, all at
@@ -62,9 +62,6 @@ TOKENS = 256
 STEADY_ZAPS = 256  # at most TOKENS: each steady Zap has a token of its own
 BIG = 10 ** 9
 BACKENDS = ("sqlite", "postgres")
-# The PostgreSQL tables that hold what the dedupe store remembers (storage/postgres/migrations.py):
-# scopes, seen identities, and the bodies kept for the backlog and the redelivery window.
-PG_DEDUPE_TABLES = ("dedupe_scopes", "seen", "seen_items")
 # The issue's targets for steady-state polls (at 50 ms upstream latency).
 STEADY_TARGETS = {"p50_c16": 1.05, "throughput_c16": 0.90, "throughput_c64": 0.80, "cpu_ms": 2.0}
 # "Flat" memory: the highest worker RSS grows at most this much over the second half of the run.
@@ -322,13 +319,10 @@ class Bench:
 
     # -- (c) dedupe ---------------------------------------------------------------------------
     def dedupe(self):
-        """``bench.dedupe_cost.measure`` on a fresh store of each backend; on PostgreSQL, if that
-        fails, at least its size through ``measure_postgres_dedupe_size``."""
+        """``bench.dedupe_cost.measure`` on a fresh store of each backend."""
         for backend in self.backends():
             name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[backend]
-            ok = self.attempt(f"dedupe ({name})", lambda backend=backend: self.dedupe_cost(backend))
-            if backend == "postgres" and not ok:
-                self.attempt("dedupe size (PostgreSQL, measure_postgres_dedupe_size)", self.dedupe_postgres_size)
+            self.attempt(f"dedupe ({name})", lambda backend=backend: self.dedupe_cost(backend))
 
     def dedupe_cost(self, backend):
         from server.config import Settings
@@ -341,12 +335,6 @@ class Bench:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(database_path) + suffix).unlink(missing_ok=True)
         self.results["dedupe" if backend == "sqlite" else "dedupe_postgres"] = {**result, "source": "dedupe_cost"}
-
-    def dedupe_postgres_size(self):
-        rows = self.args.pg_dedupe_rows
-        log(f"(c) dedupe size on PostgreSQL: {rows:,} identities recorded through the store")
-        _, url = self.store("postgres").fresh("dedupe-size")
-        self.results["dedupe_postgres"] = measure_postgres_dedupe_size(url, rows, log=log)
 
     def attempt(self, name, part):
         """Run one part; if it fails, say so (in the results too) and go on with the others."""
@@ -511,72 +499,6 @@ def backends_of(text):
     return chosen
 
 
-def measure_postgres_dedupe_size(database_url, identities=100_000, scopes=100, page=100, log=print):
-    """Bytes per remembered identity in PostgreSQL, independently of ``bench.dedupe_cost``:
-    ``identities`` contacts (``dedupe_cost``'s contact-sized items) recorded through the public
-    ``record`` API of the dedupe store that ``storage.backend.open_backend`` opens on
-    ``database_url`` (an empty database), in ``scopes`` scopes (64-hex names, as
-    ``triggers.poll.scope_for`` makes them) and pages of ``page``, as answered two redelivery
-    windows ago; then ``prune`` (30-day retention: every identity stays, bodies past the
-    window go), then ``pg_total_relation_size`` of ``PG_DEDUPE_TABLES`` (heap, indexes, TOAST)
-    as left, after ``VACUUM`` (what autovacuum leaves: the headline) and after ``VACUUM FULL``.
-    Returns a dict like ``dedupe_cost.measure``'s (no timings)."""
-    import hashlib
-
-    import psycopg
-
-    from server.config import load_settings
-    from storage.backend import open_backend
-    from triggers.identity import candidate_for
-
-    settings = load_settings({}).with_overrides({"database_url": database_url, "database_path": os.devnull})
-    keep_seconds = settings.redelivery_minutes * 60
-    now = time.time()
-    answered_at = now - 2 * keep_seconds - 60
-    base_ms = int((now - 40 * 86400) * 1000)
-    backend = open_backend(settings)
-    started = time.perf_counter()
-    per_scope = max(1, identities // scopes)
-    try:
-        store = backend.dedupe_store()
-        for s in range(scopes):
-            scope = hashlib.sha256(f"bench-dedupe-size-{s}".encode()).hexdigest()
-            for first in range(0, per_scope, page):
-                numbers = range(s * per_scope + first, s * per_scope + min(per_scope, first + page))
-                candidates = [candidate_for(dedupe_cost.LIST_RECORD, dedupe_cost.contact(n, base_ms))
-                              for n in reversed(numbers)]
-                store.record(scope, candidates, answered_at, answered=True)
-            if (s + 1) % max(1, scopes // 5) == 0:
-                log(f"  {(s + 1) * per_scope:,} identities recorded")
-        recorded = time.perf_counter() - started
-        store.prune(now, 30 * 86400)
-    finally:
-        backend.close()
-    rows = per_scope * scopes
-    sizes_sql = "SELECT t, COALESCE(pg_total_relation_size(to_regclass(t)), 0) FROM unnest(%s::text[]) AS t"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        def measure():
-            return dict(conn.execute(sizes_sql, (list(PG_DEDUPE_TABLES),)).fetchall())
-        present = [t for t in PG_DEDUPE_TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
-        as_left = measure()
-        for table in present:
-            conn.execute(f"VACUUM {table}")
-        vacuumed = measure()
-        for table in present:
-            conn.execute(f"VACUUM FULL {table}")
-        full = measure()
-    size = sum(vacuumed.values())
-    result = {"backend": "postgres", "source": "measure_postgres_dedupe_size", "rows": rows,
-              "build_seconds": recorded, "bytes": size, "bytes_per_identity": size / rows,
-              "bytes_as_left": sum(as_left.values()), "bytes_per_identity_as_left": sum(as_left.values()) / rows,
-              "bytes_per_identity_full": sum(full.values()) / rows, "bytes_per_million": size * 1_000_000 / rows,
-              "sizes": {"tables": vacuumed, "tables_as_left": as_left, "tables_full": full}, "pages": []}
-    log(f"  {rows:,} identities: {result['bytes_per_identity']:.1f} B each after VACUUM, "
-        f"{result['bytes_per_identity_as_left']:.1f} B as left, {result['bytes_per_identity_full']:.1f} B after "
-        f"VACUUM FULL; per table after VACUUM {vacuumed}")
-    return result
-
-
 # -- reporting ----------------------------------------------------------------------------------
 
 def _fmt(value, digits=1):
@@ -647,10 +569,7 @@ def _size_words(result):
     """Bytes per remembered identity as measured: as the store left the files, after a plain
     ``VACUUM`` (what autovacuum leaves, PostgreSQL), and compacted (SQLite ``VACUUM``,
     PostgreSQL ``VACUUM FULL``)."""
-    if result.get("source") == "measure_postgres_dedupe_size":  # its own keys: headline after VACUUM
-        plain, compacted = result["bytes_per_identity"], result.get("bytes_per_identity_full")
-    else:
-        plain, compacted = result.get("bytes_per_identity_after_vacuum"), result["bytes_per_identity"]
+    plain, compacted = result.get("bytes_per_identity_after_vacuum"), result["bytes_per_identity"]
     words = [f"**{result['bytes_per_identity_as_left']:.1f} B per identity as left**"]
     if plain is not None:
         words.append(f"{plain:.1f} B after `VACUUM` (what autovacuum leaves)")
@@ -685,8 +604,7 @@ def dedupe_table(results):
         lines.append("")
     for name, result in measured:
         if "bytes_per_identity" in result:
-            how = ("`measure_postgres_dedupe_size`" if result.get("source") == "measure_postgres_dedupe_size"
-                   else "`bench.dedupe_cost`")
+            how = "`bench.dedupe_cost`"
             lines.append(f"{name}: {result['rows']:,} remembered identities, recorded through the store's `record` "
                          f"in {result['build_seconds']:.1f}s, then pruned once the redelivery window had passed: "
                          + _size_words(result) + f" ({how}).")
@@ -927,11 +845,9 @@ def parse_args(argv=None):
     parser.add_argument("--hosts-minutes", type=float, default=0.5,
                         help="minutes of faults and kills in the two-host drill (the hosts part), per store")
     parser.add_argument("--hosts-seed", type=int, default=None, help="the two-host drill's seed (default random)")
-    parser.add_argument("--pg-dedupe-rows", type=int, default=100_000,
-                        help="identities recorded through the PostgreSQL store to measure its size per identity")
     parser.add_argument("--quick", action="store_true",
                         help="a short run to try things: 2 s cells after 0.5 s of warm-up, 100,000 dedupe rows, "
-                             "20,000 PostgreSQL dedupe rows, 10,000 memory polls, the sharing spread 10 s, "
+                             "10,000 memory polls, the sharing spread 10 s, "
                              "0.25 min two-host drills (explicit options still win)")
     parser.add_argument("--dedupe-rows", type=int, default=1_000_000)
     parser.add_argument("--dedupe-repeats", type=int, default=7)
@@ -957,7 +873,7 @@ def parse_args(argv=None):
     return args
 
 
-QUICK = {"seconds": 2.0, "warmup": 0.5, "dedupe_rows": 100_000, "dedupe_repeats": 3, "pg_dedupe_rows": 20_000,
+QUICK = {"seconds": 2.0, "warmup": 0.5, "dedupe_rows": 100_000, "dedupe_repeats": 3,
          "memory_polls": 10_000, "memory_warmup": 500, "share_seconds": 10.0, "hosts_minutes": 0.25}
 
 

@@ -72,26 +72,9 @@ def _statements(script):
 # (the stores created their own tables, each only if missing: a file of an older release may
 # lack some of them; the hook store backfilled owners' turns.)
 
-V1_SCHEMA = """
-CREATE TABLE IF NOT EXISTS "seen" (
-   "scope" TEXT,
-   "identity" TEXT,
-   "item" TEXT,
-   "order_ts" REAL,
-   "seq" INTEGER,
-   "first_seen" REAL,
-   "last_seen" REAL,
-   "first_answered" REAL,
-   PRIMARY KEY ("scope", "identity")
-);
-CREATE INDEX IF NOT EXISTS "seen_by_answer" ON "seen" ("scope", "first_answered", "order_ts");
-CREATE INDEX IF NOT EXISTS "seen_by_last_seen" ON "seen" ("last_seen");
-CREATE TABLE IF NOT EXISTS "scopes" (
-   "scope" TEXT PRIMARY KEY,
-   "first_poll" REAL,
-   "last_poll" REAL,
-   "next_seq" INTEGER
-);
+# Change baselines and hook tables, unchanged since step 1 (used by V1_SCHEMA and
+# CURRENT_SCHEMA; a step that changes one of them gives CURRENT_SCHEMA its own text).
+WATCH_AND_HOOK_TABLES = """
 CREATE TABLE IF NOT EXISTS watch_scopes (id INTEGER PRIMARY KEY AUTOINCREMENT,
     scope TEXT NOT NULL UNIQUE, first_poll REAL NOT NULL, last_poll REAL NOT NULL, scan_from TEXT,
     changes INTEGER NOT NULL DEFAULT 0);
@@ -127,7 +110,29 @@ CREATE TABLE IF NOT EXISTS hook_owner_turns (
     turn INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS hook_owner_turns_by_turn ON hook_owner_turns (turn, owner);
-INSERT OR IGNORE INTO hook_owner_turns (owner, turn) SELECT DISTINCT owner, 0 FROM hook_subscriptions;
+"""
+
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS "seen" (
+   "scope" TEXT,
+   "identity" TEXT,
+   "item" TEXT,
+   "order_ts" REAL,
+   "seq" INTEGER,
+   "first_seen" REAL,
+   "last_seen" REAL,
+   "first_answered" REAL,
+   PRIMARY KEY ("scope", "identity")
+);
+CREATE INDEX IF NOT EXISTS "seen_by_answer" ON "seen" ("scope", "first_answered", "order_ts");
+CREATE INDEX IF NOT EXISTS "seen_by_last_seen" ON "seen" ("last_seen");
+CREATE TABLE IF NOT EXISTS "scopes" (
+   "scope" TEXT PRIMARY KEY,
+   "first_poll" REAL,
+   "last_poll" REAL,
+   "next_seq" INTEGER
+);
+""" + WATCH_AND_HOOK_TABLES + """INSERT OR IGNORE INTO hook_owner_turns (owner, turn) SELECT DISTINCT owner, 0 FROM hook_subscriptions;
 CREATE TABLE IF NOT EXISTS rate_slots (budget TEXT NOT NULL, taken REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS rate_slots_by_budget ON rate_slots (budget, taken)
 """
@@ -264,42 +269,7 @@ LATEST = STEPS[-1][0]
 
 # The whole schema of version LATEST, for a new file (and to restore objects dropped by hand).
 CURRENT_SCHEMA = LEAN_DEDUPE + ";" + """
-CREATE TABLE IF NOT EXISTS watch_scopes (id INTEGER PRIMARY KEY AUTOINCREMENT,
-    scope TEXT NOT NULL UNIQUE, first_poll REAL NOT NULL, last_poll REAL NOT NULL, scan_from TEXT,
-    changes INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS watched (scope_id INTEGER NOT NULL, ghl_id TEXT NOT NULL,
-    vals TEXT NOT NULL, mark, changes INTEGER NOT NULL, last_seen INTEGER NOT NULL,
-    PRIMARY KEY (scope_id, ghl_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS watched_by_last_seen ON watched (last_seen);
-CREATE TABLE IF NOT EXISTS hook_subscriptions (
-    id TEXT PRIMARY KEY,
-    trigger TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    token_ciphertext TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    target_url TEXT NOT NULL,
-    interval_seconds INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    next_poll_at REAL NOT NULL,
-    last_poll_at REAL,
-    last_delivery_at REAL,
-    last_error TEXT,
-    last_error_at REAL,
-    delivery_failures INTEGER NOT NULL DEFAULT 0,
-    next_delivery_at REAL,
-    lease_owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_poll ON hook_subscriptions (next_poll_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_delivery ON hook_subscriptions (next_delivery_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_poll ON hook_subscriptions (owner, next_poll_at);
-CREATE INDEX IF NOT EXISTS hook_subscriptions_by_owner_delivery ON hook_subscriptions (owner, next_delivery_at);
-CREATE TABLE IF NOT EXISTS hook_owner_turns (
-    owner TEXT PRIMARY KEY,
-    turn INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS hook_owner_turns_by_turn ON hook_owner_turns (turn, owner);
-CREATE TABLE IF NOT EXISTS rate_slots (budget TEXT NOT NULL, taken REAL NOT NULL);
+""" + WATCH_AND_HOOK_TABLES + """CREATE TABLE IF NOT EXISTS rate_slots (budget TEXT NOT NULL, taken REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS rate_slots_by_budget ON rate_slots (budget, taken);
 """ + V2_SHARED_READS + ";" + HEALTH_PROBE
 

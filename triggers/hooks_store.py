@@ -128,6 +128,17 @@ class Subscription:
         return scope_for_hook(self.id)
 
 
+def held_assignments(changes, release, placeholder):
+    """The SET clauses and values of ``update_held`` (column names only from WORKER_FIELDS)."""
+    unknown = set(changes) - WORKER_FIELDS
+    if unknown:
+        raise ValueError(f"not worker state: {sorted(unknown)}")
+    assignments = [f"{name} = {placeholder}" for name in changes]
+    if release:
+        assignments += ["lease_owner = NULL", "lease_until = 0"]
+    return assignments, list(changes.values())
+
+
 def scope_for_hook(hook_id):
     return SCOPE_PREFIX + hook_id
 
@@ -250,13 +261,7 @@ class SqliteHookStore(HookStore):
     def update_held(self, hook_id, worker, release=False, **changes):
         """Write a held subscription's state (and, with ``release``, let it go).
         False when the lease was lost or the subscription deleted meanwhile."""
-        unknown = set(changes) - WORKER_FIELDS
-        if unknown:
-            raise ValueError(f"not worker state: {sorted(unknown)}")
-        assignments = [f"{name} = ?" for name in changes]
-        values = list(changes.values())
-        if release:
-            assignments += ["lease_owner = NULL", "lease_until = 0"]
+        assignments, values = held_assignments(changes, release, "?")
         if not assignments:
             return True
         with self._transaction() as conn:

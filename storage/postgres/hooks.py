@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from storage.contract import HookStore
 from storage.postgres.migrations import HOOK_OWNER_LOCK
-from triggers.hooks_store import WORKER_FIELDS, HookLimitReached, Subscription
+from triggers.hooks_store import HookLimitReached, Subscription, held_assignments
 
 # Attempts of lease_next_due when the owner it picked has nothing left to lease (another worker
 # took that owner's last due subscription between the two reads).
@@ -145,13 +145,7 @@ class PostgresHookStore(HookStore):
                 (now + lease_seconds, hook_id, worker)).rowcount > 0
 
     def update_held(self, hook_id, worker, release=False, **changes):
-        unknown = set(changes) - WORKER_FIELDS
-        if unknown:
-            raise ValueError(f"not worker state: {sorted(unknown)}")
-        assignments = [f"{name} = %s" for name in changes]
-        values = list(changes.values())
-        if release:
-            assignments += ["lease_owner = NULL", "lease_until = 0"]
+        assignments, values = held_assignments(changes, release, "%s")
         if not assignments:
             return True
         with self._connections.connection() as conn:
