@@ -189,7 +189,7 @@ def test_a_create_that_fails_after_reaching_ghl_is_not_retried(client, auth, san
 
 
 def test_a_429_is_retried_and_then_succeeds(client, auth, sandbox_reset, monkeypatch):
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ghl.client.time.sleep", lambda seconds: None)
     requests.post(f"{sandbox_reset.url}/_sandbox/faults", json=[{"status": 429, "times": 2, "method": "POST",
                                                                  "path_prefix": "/contacts"}], timeout=5)
     response = client.post("/actions/create_contact", headers=auth, json={"email": "patient@example.com"})

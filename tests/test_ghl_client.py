@@ -16,7 +16,7 @@ TOKEN = "pit-secret-token-value"
 @pytest.fixture
 def sleeps(monkeypatch):
     slept = []
-    monkeypatch.setattr("backoff._sync.time.sleep", slept.append)
+    monkeypatch.setattr("ghl.client.time.sleep", slept.append)
     return slept
 
 

@@ -31,7 +31,7 @@ def test_procfile_web_starts_gunicorn_on_the_app_factory_and_binds_port():
 
 
 def test_every_python_command_in_the_readme_runs_the_venv_python():
-    # The system python lacks the packages (`No module named 'backoff'`); `make run` and
+    # The system python lacks the packages (`No module named 'flask'`); `make run` and
     # `make test` set up .venv. The generated operations table keeps its own marker.
     text = README.read_text().replace(BEGIN, "")
     bare = re.findall(r"(?<![\w/.-])python3? -m [\w.]+", text)

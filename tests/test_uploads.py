@@ -251,7 +251,7 @@ def test_the_client_sends_multipart_with_the_version_and_the_token():
 
 @responses.activate
 def test_a_retried_upload_sends_the_same_bytes(monkeypatch):
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ghl.client.time.sleep", lambda seconds: None)
     responses.post(f"{GHL}/medias/upload-file", json={"message": "slow down"}, status=429,
                    headers={"Retry-After": "0"})
     responses.post(f"{GHL}/medias/upload-file", json={"fileId": "f1"}, status=201)
@@ -265,7 +265,7 @@ def test_a_retried_upload_sends_the_same_bytes(monkeypatch):
 @responses.activate
 @pytest.mark.parametrize("spent_seconds, calls", [(0.0, 2), (4.5, 1)])
 def test_time_spent_fetching_counts_in_the_call_budget(monkeypatch, spent_seconds, calls):
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ghl.client.time.sleep", lambda seconds: None)
     responses.post(f"{GHL}/medias/upload-file", json={"message": "slow down"}, status=429,
                    headers={"Retry-After": "1"})
     responses.post(f"{GHL}/medias/upload-file", json={"fileId": "f1"}, status=201)
@@ -316,7 +316,7 @@ def test_every_upload_sends_the_fetched_bytes_and_the_other_inputs_as_a_form(rec
 
 @pytest.mark.skipif(MEDIA is None, reason="the media upload record is not in the catalog")
 def test_a_retried_upload_through_the_service_resends_the_same_bytes(tmp_path, files, recorder, monkeypatch):
-    monkeypatch.setattr("backoff._sync.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("ghl.client.time.sleep", lambda seconds: None)
     recorder.answers = [(429, {"message": "Too many requests"}, {"Retry-After": "0"})]
     answer = service(tmp_path, recorder.url).post("/actions/upload_media_file", headers=AUTH, json={
         "file": files.url("/docs/Quarterly%20Report.pdf"), "name": "Q1"})
