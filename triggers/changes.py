@@ -379,6 +379,17 @@ class ChangeBatch:
     def ghl_ids(self):
         return list(self.records)
 
+    def writes_nothing(self, baselines, last_seen, first_poll, now, counted, scan_from, stale_before):
+        """True when resolving this batch would leave its scope as it is: the scanning position
+        ``scan_from`` (decoded) stays, nothing fires, no baseline is new or changed, the change
+        count stays ``counted`` and no unchanged record was last seen (``last_seen``: epoch
+        seconds by GHL id) before ``stale_before``. The stores' read-only path for change triggers."""
+        if self.scan_from is not KEEP_POSITION and (scan_from or None) != (self.scan_from or None):
+            return False
+        resolution = self.resolve(baselines, first_poll, now, counted)
+        return not (resolution.candidates or resolution.baselines or resolution.counted != counted
+                    or any(last_seen[ghl_id] < stale_before for ghl_id in resolution.unchanged))
+
     def resolve(self, baselines, first_poll, now, counted=0):
         """What changed against ``baselines`` ({ghl id: Baseline}); ``first_poll`` is when the
         scope was first polled, None when this is its first poll; ``counted``: how many changes

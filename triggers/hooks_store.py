@@ -139,6 +139,15 @@ def held_assignments(changes, release, placeholder):
     return assignments, list(changes.values())
 
 
+def subscription_of(row):
+    """The Subscription of a ``hook_subscriptions`` row (a mapping of its columns); None for None."""
+    if row is None:
+        return None
+    values = dict(row)
+    values["inputs"] = json.loads(values["inputs"])
+    return Subscription(**values)
+
+
 def scope_for_hook(hook_id):
     return SCOPE_PREFIX + hook_id
 
@@ -165,14 +174,6 @@ class SqliteHookStore(HookStore):
 
     def _transaction(self):
         return self._connections.transaction()
-
-    @staticmethod
-    def _subscription(row):
-        if row is None:
-            return None
-        values = dict(row)
-        values["inputs"] = json.loads(values["inputs"])
-        return Subscription(**values)
 
     def create(self, hook_id, trigger, inputs, token, owner, target_url, interval_seconds, now,
                max_per_owner=None):
@@ -201,7 +202,7 @@ class SqliteHookStore(HookStore):
 
     def get(self, hook_id):
         row = self._connection().execute("SELECT * FROM hook_subscriptions WHERE id = ?", (hook_id,)).fetchone()
-        return self._subscription(row)
+        return subscription_of(row)
 
     def delete(self, hook_id):
         """True when a subscription was removed; False when it was already gone."""
@@ -233,7 +234,7 @@ class SqliteHookStore(HookStore):
                          (worker, now + lease_seconds, chosen["id"]))
             conn.execute("UPDATE hook_owner_turns SET turn = (SELECT MAX(turn) FROM hook_owner_turns) + 1"
                          " WHERE owner = ?", (owner,))
-            return self._subscription(
+            return subscription_of(
                 conn.execute("SELECT * FROM hook_subscriptions WHERE id = ?", (chosen["id"],)).fetchone())
 
     @staticmethod

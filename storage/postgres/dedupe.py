@@ -257,20 +257,14 @@ class PostgresDedupeStore(DedupeStore):
         _, first_poll, last_poll, counted, scan_from = rows[0][:5]
         if day_of(last_poll) < day_of(now):
             return None
-        if batch.scan_from is not KEEP_POSITION and (fast_json.loads(scan_from) if scan_from else None) != (
-                batch.scan_from or None):
-            return None
         baselines, last_seen = {}, {}
         for r in rows:
             if r[5] is not None:
                 baselines[r[5]] = Baseline(fast_json.loads(r[6]), _mark_of(r[7], r[8]), r[9])
                 last_seen[r[5]] = r[10]
-        resolution = batch.resolve(baselines, first_poll, now, counted)
-        stale_before = int(now) - DAY_SECONDS
-        if resolution.candidates or resolution.baselines or resolution.counted != counted or any(
-                last_seen[ghl_id] < stale_before for ghl_id in resolution.unchanged):
-            return None
-        return []
+        quiet = batch.writes_nothing(baselines, last_seen, first_poll, now, counted,
+                                     fast_json.loads(scan_from) if scan_from else None, int(now) - DAY_SECONDS)
+        return [] if quiet else None
 
     def _candidates(self, conn, scope, candidates, now):
         if _is_change_batch(candidates):

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 
 from storage.contract import HookStore
 from storage.postgres.migrations import HOOK_OWNER_LOCK
-from triggers.hooks_store import HookLimitReached, Subscription, held_assignments
+from triggers.hooks_store import HookLimitReached, held_assignments, subscription_of
 
 # Attempts of lease_next_due when the owner it picked has nothing left to lease (another worker
 # took that owner's last due subscription between the two reads).
@@ -59,14 +59,6 @@ RETURNING *
 OWNER_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
 
 
-def _subscription(row):
-    if row is None:
-        return None
-    values = dict(row)
-    values["inputs"] = json.loads(values["inputs"])
-    return Subscription(**values)
-
-
 class PostgresHookStore(HookStore):
     def __init__(self, connections, cipher):
         self._connections = connections
@@ -89,7 +81,7 @@ class PostgresHookStore(HookStore):
                 {"owner": owner, "id": hook_id, "trigger": trigger, "inputs": canonical_inputs,
                  "ciphertext": ciphertext, "target_url": target_url, "interval": int(interval_seconds),
                  "now": now, "next_poll_at": now + interval_seconds}).fetchone()
-        return _subscription(row)
+        return subscription_of(row)
 
     @staticmethod
     def _count_owned(conn, owner):
@@ -103,7 +95,7 @@ class PostgresHookStore(HookStore):
         with self._connections.connection() as conn:
             row = conn.cursor(row_factory=dict_row).execute(
                 "SELECT * FROM hook_subscriptions WHERE id = %s", (hook_id,)).fetchone()
-        return _subscription(row)
+        return subscription_of(row)
 
     def delete(self, hook_id):
         with self._connections.transaction() as conn:
@@ -135,7 +127,7 @@ class PostgresHookStore(HookStore):
                     continue
                 leased = conn.cursor(row_factory=dict_row).execute(LEASE_SQL, {
                     "owner": owner, "worker": worker, "until": now + lease_seconds, "id": chosen[0]}).fetchone()
-                return _subscription(leased)
+                return subscription_of(leased)
         return None
 
     def renew_lease(self, hook_id, worker, now, lease_seconds):
