@@ -151,14 +151,17 @@ def _next_position(style, place, body, page, cursors):
     return None
 
 
-def fetch_pages(client, record, inputs, token, max_pages, wants_next_page):
-    """Items from up to ``max_pages`` pages, following the record's pagination style.
+def fetch_pages(client, record, inputs, token, max_pages, wants_next_page, convert=None):
+    """Items from up to ``max_pages`` pages, following the record's pagination style, each
+    made ``convert(item)`` when given.
 
     Stops on a short page, a repeated cursor, an empty page, or when
-    ``wants_next_page(page_items)`` says the page held something already seen.
+    ``wants_next_page(page)`` (the page's converted items) says not to read on.
     """
     items = []
     for number, (page, position) in enumerate(iter_pages(client, record, inputs, token)):
+        if convert is not None:
+            page = [convert(item) for item in page]
         items.extend(page)
         if position is None or number + 1 >= max_pages or not wants_next_page(page):
             break
@@ -272,20 +275,19 @@ def fetch_candidates(client, store, record, inputs, token, scope, limits, enrich
     # Nobody knows where GHL puts a new item of a list in unknown order: every poll reads every
     # page up to the cap, the first one too, so that what it remembers is the whole list.
     unknown_order = record["response"].get("order") == UNKNOWN_ORDER
-    candidates, polled_before = [], None
-    for number, (page, position) in enumerate(iter_pages(client, record, inputs, token)):
-        page = [candidate_for(record, item) for item in page]
-        candidates.extend(page)
-        if position is None or number + 1 >= limits.catch_up_pages:
-            break
+    polled_before = []  # asked once, when first needed
+
+    def wants_next_page(page):
         if unknown_order:
-            continue
+            return True
         if store.known(scope, [c.identity for c in page]):
-            break  # caught up
-        if polled_before is None:
-            polled_before = store.has_scope(scope)
+            return False  # caught up
         if not polled_before:
-            break  # the scope's first poll: one page
+            polled_before.append(store.has_scope(scope))
+        return polled_before[0]  # a scope's first poll reads one page
+
+    candidates = fetch_pages(client, record, inputs, token, limits.catch_up_pages, wants_next_page,
+                             convert=lambda item: candidate_for(record, item))
     return _enrich_candidates(enrich, record, _newest_first(candidates))
 
 
